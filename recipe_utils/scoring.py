@@ -1,0 +1,378 @@
+"""Score videos 1..5 with a vision-language model, resumably, with two interchangeable backends.
+
+`TransformersScorer` runs anywhere (CPU tests, one GPU) with batched, left-padded `generate`;
+`VllmScorer` sends many videos per `LLM.generate` call so the engine batches them on GPUs. Both
+build their inputs from the same chat messages (`videophy2.build_messages`) and the same frames
+(`video.load_clip`), and both return one record per video. `score_rows` appends each record to
+`predictions.jsonl` as soon as it exists, so an interrupted run loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .answers import parse_answer
+from .prompts import Prompt
+from .video import Clip, VideoError, load_clip
+from .videophy2 import build_messages
+
+DIGITS = ("1", "2", "3", "4", "5")
+ANSWER_OPEN = re.compile(r"<answer>\s*$")
+ROW_FIELDS = ("model_name", "category", "is_hard", "caption")
+
+
+@dataclass
+class Sampling:
+    """Decoding settings; the defaults are the published recipe's."""
+
+    temperature: float = 0.6
+    top_k: int = 50
+    top_p: float = 0.95
+    repetition_penalty: float = 1.05
+    max_tokens: int = 4096
+    seed: int = 1
+    greedy: bool = False
+    n: int = 1
+
+
+class Scorer(Protocol):
+    def score(self, rows: list[dict]) -> list[dict]:
+        """One record per row, in order."""
+
+
+def vote(preds: list[int | None]) -> int | None:
+    """The most frequent parsed answer over samples (ties go to the lower score)."""
+    parsed = [p for p in preds if p is not None]
+    if not parsed:
+        return None
+    counts = Counter(parsed)
+    return min(counts, key=lambda p: (-counts[p], p))
+
+
+def expected_from_probs(probs: dict[int, float]) -> float | None:
+    """Probability-weighted mean score over the digits 1..5 (renormalised over those five)."""
+    total = sum(probs.values())
+    if total <= 0:
+        return None
+    return sum(score * p for score, p in probs.items()) / total
+
+
+def answer_position(pieces: list[str]) -> int | None:
+    """Index of the generated token that holds the score: the first digit right after `<answer>`."""
+    text = ""
+    for i, piece in enumerate(pieces):
+        if piece.strip() in DIGITS and ANSWER_OPEN.search(text):
+            return i
+        text += piece
+    return None
+
+
+def make_record(row: dict, raw: list[str], expected: list[float | None], seconds: float) -> dict:
+    preds = [parse_answer(text) for text in raw]
+    known = [e for e in expected if e is not None]
+    record = {
+        "id": row["id"],
+        "video": row.get("video"),
+        "pc": row.get("pc"),
+        "pred": vote(preds),
+        "preds": preds,
+        "expected": float(np.mean(known)) if known else None,
+        "raw": raw,
+        "seconds": round(seconds, 4),
+    }
+    record.update({k: row[k] for k in ROW_FIELDS if k in row})
+    return record
+
+
+def failed_record(row: dict, error: str) -> dict:
+    record = {"id": row["id"], "video": row.get("video"), "pc": row.get("pc"), "pred": None,
+              "preds": [], "expected": None, "raw": [], "seconds": 0.0, "error": error}
+    record.update({k: row[k] for k in ROW_FIELDS if k in row})
+    return record
+
+
+def video_part(messages: list[dict]) -> dict:
+    """The video item of a conversation's user turn (path plus fps and pixel budget)."""
+    for message in messages:
+        if isinstance(message["content"], list):
+            for part in message["content"]:
+                if part.get("type") == "video":
+                    return part
+    raise ValueError("the conversation has no video item in any turn")
+
+
+def clip_for(messages: list[dict]) -> Clip:
+    """Decode the conversation's video with the fps and pixel budget written in it."""
+    part = video_part(messages)
+    budget = {k: part[k] for k in ("max_pixels", "total_pixels") if k in part}
+    return load_clip(part["video"], fps=part["fps"], **budget)
+
+
+def load_clips(rows: list[dict], prompt: Prompt, video_settings: dict):
+    """Messages and frames per row; a broken video becomes a failed record, not a crashed run."""
+    loaded, failed = [], []
+    for row in rows:
+        if not row.get("video"):
+            failed.append(failed_record(row, f"row {row['id']}: no local video (download first)"))
+            continue
+        messages = build_messages(row, prompt, video_settings, with_answer=False)
+        try:
+            loaded.append((row, messages, clip_for(messages)))
+        except VideoError as exc:
+            failed.append(failed_record(row, str(exc)))
+    return loaded, failed
+
+
+def stop_ids(tokenizer) -> list[int]:
+    """Token ids that end an answer: the chat turn end and the text end (as Qwen2.5-VL uses)."""
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    return [i for i in ids if i is not None and i != tokenizer.unk_token_id]
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_model(path: str | Path, device: str = "auto", dtype: str = "auto"):
+    """Model and processor from a folder or hub id, left-padded for batched generation."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    device = resolve_device(device)
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    model = AutoModelForImageTextToText.from_pretrained(
+        str(path), dtype=getattr(torch, dtype), attn_implementation="sdpa"
+    ).to(device)
+    processor = AutoProcessor.from_pretrained(str(path), use_fast=True)
+    processor.tokenizer.padding_side = "left"
+    return model, processor
+
+
+def chat_inputs(processor, conversations: list[list[dict]], clips: list[Clip]):
+    """Tokenised chats and frames for a batch: prompts end with the assistant header, while a
+    conversation that already holds the assistant turn (training) is rendered whole."""
+    texts = [
+        processor.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=messages[-1]["role"] != "assistant"
+        )
+        for messages in conversations
+    ]
+    return processor(
+        text=texts,
+        videos=[clip.frames for clip in clips],
+        videos_kwargs={"fps": [clip.fps for clip in clips], "do_resize": False},
+        padding=True,
+        return_tensors="pt",
+    )
+
+
+class TransformersScorer:
+    """Batched `generate` with a Hugging Face model; runs on CPU and on one GPU."""
+
+    def __init__(self, model_path: str | Path, prompt: Prompt, video_settings: dict,
+                 sampling: Sampling | None = None, device: str = "auto", dtype: str = "auto",
+                 model=None, processor=None):
+        if model is None:
+            model, processor = load_model(model_path, device, dtype)
+        self.model, self.processor = model, processor
+        self.prompt, self.video_settings = prompt, video_settings
+        self.sampling = sampling or Sampling()
+        tokenizer = processor.tokenizer
+        self.digit_ids = [tokenizer.convert_tokens_to_ids(d) for d in DIGITS]
+        self.stop_ids = stop_ids(tokenizer)
+
+    def generate_kwargs(self) -> dict:
+        s = self.sampling
+        kwargs = dict(max_new_tokens=s.max_tokens, num_return_sequences=s.n,
+                      eos_token_id=self.stop_ids, pad_token_id=self.processor.tokenizer.pad_token_id,
+                      repetition_penalty=s.repetition_penalty, output_logits=True,
+                      return_dict_in_generate=True)
+        if s.greedy:
+            return dict(kwargs, do_sample=False, temperature=None, top_k=None, top_p=None)
+        return dict(kwargs, do_sample=True, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
+
+    def expected_score(self, tokens: list[int], logits: list, index: int) -> float | None:
+        import torch
+
+        pieces = [self.processor.tokenizer.decode([t]) for t in tokens]
+        position = answer_position(pieces)
+        if position is None:
+            return None
+        probs = torch.softmax(logits[position][index].float(), dim=-1)[self.digit_ids]
+        return expected_from_probs({k + 1: float(p) for k, p in enumerate(probs)})
+
+    def score(self, rows: list[dict]) -> list[dict]:
+        import torch
+
+        start = time.perf_counter()
+        loaded, failed = load_clips(rows, self.prompt, self.video_settings)
+        records = {r["id"]: r for r in failed}
+        if loaded:
+            torch.manual_seed(self.sampling.seed)
+            _, conversations, clips = zip(*loaded)
+            inputs = chat_inputs(self.processor, list(conversations), list(clips))
+            inputs = inputs.to(self.model.device)
+            with torch.no_grad():
+                out = self.model.generate(**inputs, **self.generate_kwargs())
+            new = out.sequences[:, inputs["input_ids"].shape[1]:].tolist()
+            eos = {*self.stop_ids, self.processor.tokenizer.pad_token_id}
+            seconds = (time.perf_counter() - start) / len(loaded)
+            n = self.sampling.n
+            for i, (row, _, _) in enumerate(loaded):
+                raws, expected = [], []
+                for j in range(i * n, (i + 1) * n):
+                    tokens = [t for t in new[j] if t not in eos]
+                    raws.append(self.processor.tokenizer.decode(tokens, skip_special_tokens=True))
+                    expected.append(self.expected_score(tokens, out.logits, j))
+                records[row["id"]] = make_record(row, raws, expected, seconds)
+        return [records[row["id"]] for row in rows]
+
+
+class VllmScorer:
+    """Many videos per `LLM.generate` call; the engine batches them across the GPUs."""
+
+    def __init__(self, model_path: str | Path, prompt: Prompt, video_settings: dict,
+                 sampling: Sampling | None = None, tensor_parallel_size: int = 1,
+                 max_model_len: int = 32768, llm=None):
+        self.model_path, self.prompt, self.video_settings = str(model_path), prompt, video_settings
+        self.sampling = sampling or Sampling()
+        self.tensor_parallel_size, self.max_model_len = tensor_parallel_size, max_model_len
+        self.llm = llm
+        self._processor = None
+
+    @property
+    def processor(self):
+        if self._processor is None:
+            from transformers import AutoProcessor
+
+            self._processor = AutoProcessor.from_pretrained(self.model_path, use_fast=True)
+        return self._processor
+
+    def engine(self):
+        if self.llm is None:
+            try:
+                from vllm import LLM
+            except ImportError as exc:
+                raise ImportError(
+                    "the vllm backend needs vLLM: install the GPU extra with "
+                    "`pip install -e .[gpu]` on a CUDA machine, or use --backend transformers"
+                ) from exc
+            self.llm = LLM(model=self.model_path, tensor_parallel_size=self.tensor_parallel_size,
+                           max_model_len=self.max_model_len, seed=self.sampling.seed,
+                           limit_mm_per_prompt={"video": 1})
+        return self.llm
+
+    def request(self, messages: list[dict], clip: Clip) -> dict:
+        """The prompt text and multi-modal payload sent to vLLM for one video."""
+        text = self.processor.apply_chat_template(messages, tokenize=False,
+                                                  add_generation_prompt=True)
+        return {"prompt": text, "multi_modal_data": {"video": clip.frames},
+                "mm_processor_kwargs": {"fps": clip.fps, "do_resize": False}}
+
+    def sampling_params(self):
+        from vllm import SamplingParams
+
+        s = self.sampling
+        temperature, top_k, top_p = (0.0, -1, 1.0) if s.greedy else (s.temperature, s.top_k, s.top_p)
+        return SamplingParams(n=s.n, temperature=temperature, top_k=top_k, top_p=top_p,
+                              repetition_penalty=s.repetition_penalty, max_tokens=s.max_tokens,
+                              seed=s.seed, logprobs=20)
+
+    @staticmethod
+    def expected_score(completion) -> float | None:
+        """Expected score from the top log-probabilities vLLM returns at the answer position."""
+        if not completion.logprobs:
+            return None
+        steps = completion.logprobs
+        pieces = [step[token].decoded_token or "" for step, token in zip(steps, completion.token_ids)]
+        position = answer_position(pieces)
+        if position is None:
+            return None
+        probs = {int(lp.decoded_token.strip()): float(np.exp(lp.logprob))
+                 for lp in steps[position].values() if (lp.decoded_token or "").strip() in DIGITS}
+        return expected_from_probs(probs)
+
+    def score(self, rows: list[dict]) -> list[dict]:
+        start = time.perf_counter()
+        loaded, failed = load_clips(rows, self.prompt, self.video_settings)
+        records = {r["id"]: r for r in failed}
+        if loaded:
+            requests = [self.request(messages, clip) for _, messages, clip in loaded]
+            outputs = self.engine().generate(requests, self.sampling_params(), use_tqdm=False)
+            seconds = (time.perf_counter() - start) / len(loaded)
+            for (row, _, _), output in zip(loaded, outputs):
+                raws = [c.text for c in output.outputs]
+                expected = [self.expected_score(c) for c in output.outputs]
+                records[row["id"]] = make_record(row, raws, expected, seconds)
+        return [records[row["id"]] for row in rows]
+
+
+def ensure_writable(folder: str | Path) -> Path:
+    """Fail before any model loads when the output folder cannot be written."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise PermissionError(f"{folder}: cannot write here ({exc.strerror}); choose another --out") from exc
+    return folder
+
+
+def repair_tail(path: Path) -> None:
+    """Cut a final line left half-written by a killed run, so appends start on a fresh line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def done_ids(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    return {json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()}
+
+
+def append_records(path: Path, records: Iterable[dict]) -> None:
+    with path.open("a") as f:
+        for record in records:
+            f.write(json.dumps(record, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def batches(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def score_rows(scorer: Scorer, rows: list[dict], out_dir: str | Path, batch_size: int = 8,
+               desc: str = "scoring") -> Path:
+    """Score the rows not yet in `out_dir/predictions.jsonl`, appending as each batch finishes."""
+    out = ensure_writable(out_dir) / "predictions.jsonl"
+    repair_tail(out)
+    done = done_ids(out)
+    pending = [row for row in rows if row["id"] not in done]
+    with tqdm(total=len(rows), initial=len(rows) - len(pending), desc=desc, unit="video") as bar:
+        for batch in batches(pending, batch_size):
+            append_records(out, scorer.score(batch))
+            bar.update(len(batch))
+    return out

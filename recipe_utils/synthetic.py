@@ -1,0 +1,345 @@
+"""Procedural physics clips with exact ground truth, in the VideoPhy-2 schema.
+
+Each clip is a simple scene (a dropped ball, a throw, a sliding block, a two-ball collision, a ball
+falling beside a stack of boxes) simulated with plain kinematics, and then, on purpose, broken by
+zero or more violations from the five challenge classes of RECIPE_FACTS.md:
+
+    class          violation      severity  what the frames show
+    conservation   vanish         2         the object disappears and does not come back
+                   appear         2         the object pops into existence mid-clip
+                   resize         1         the object grows or shrinks by itself
+    gravity        hover          2         the object stops in mid-air for several frames
+                   fall_up        2         the object accelerates upwards instead of down
+                   slow_fall      1         the object drifts down at a constant slow speed
+    collision      pass_through   2         the moving ball passes through the resting one
+                   no_transfer    1         the moving ball stops dead, the other never moves
+    temporal       early_start    1         the struck ball starts moving before contact
+                   reverse        1         the object turns back with nothing to push it
+                   teleport       2         the object jumps to another place between frames
+    spatial        sink           1         the object sinks into the floor
+                   wall           1         the object moves into the solid wall
+
+Ground truth: ``pc = max(1, 5 - total severity)``. A clean clip is 5; one minor violation is 4;
+one major (or two minor) is 3, and so on down to 1. The generator picks the target ``pc`` first
+(from a label mix that, for train, is imbalanced like VideoPhy-2 with 4 the most frequent) and then
+draws violations whose severities add up to exactly ``5 - pc`` (4 for ``pc = 1``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .video import write_clip
+
+SIZE = 112  # frame side in pixels: a multiple of 28, so the model sees it unresized
+FRAMES = 16
+FPS = 8
+FLOOR = 96  # floor surface (pixel row); the floor band below it is drawn over the objects
+WALL = 100  # wall surface (pixel column) in scenes that have a wall
+GRAVITY = 420.0  # px / s^2
+
+CLASSES = {
+    "vanish": "conservation",
+    "appear": "conservation",
+    "resize": "conservation",
+    "hover": "gravity",
+    "fall_up": "gravity",
+    "slow_fall": "gravity",
+    "pass_through": "collision",
+    "no_transfer": "collision",
+    "early_start": "temporal",
+    "reverse": "temporal",
+    "teleport": "temporal",
+    "sink": "spatial",
+    "wall": "spatial",
+}
+SEVERITY = {
+    "vanish": 2,
+    "appear": 2,
+    "resize": 1,
+    "hover": 2,
+    "fall_up": 2,
+    "slow_fall": 1,
+    "pass_through": 2,
+    "no_transfer": 1,
+    "early_start": 1,
+    "reverse": 1,
+    "teleport": 2,
+    "sink": 1,
+    "wall": 1,
+}
+RULES = {
+    "conservation": "Objects keep existing and keep their size (conservation of mass).",
+    "gravity": "Unsupported objects fall downwards with constant acceleration (gravity).",
+    "collision": "Solid objects cannot overlap and transfer momentum on impact (collision).",
+    "temporal": "Motion changes only after a cause and is continuous in time (causality).",
+    "spatial": "Objects stay outside solid floors and walls (spatial constraints).",
+}
+# At most one violation of each group: they rewrite the same part of the motion.
+CONFLICTS = [
+    {"vanish", "appear"},
+    {"hover", "fall_up", "slow_fall"},
+    {"pass_through", "no_transfer", "early_start"},
+]
+SCENES = {
+    "drop": ["vanish", "appear", "resize", "hover", "fall_up", "slow_fall", "teleport", "sink"],
+    "throw": ["vanish", "appear", "resize", "hover", "fall_up", "reverse", "teleport", "wall"],
+    "slide": ["vanish", "appear", "resize", "reverse", "teleport", "sink", "wall"],
+    "collide": ["vanish", "appear", "resize", "pass_through", "no_transfer", "early_start", "sink"],
+    "stack": ["vanish", "appear", "resize", "hover", "fall_up", "slow_fall", "teleport", "sink"],
+}
+CATEGORY = {
+    "drop": "free fall",
+    "throw": "projectile motion",
+    "slide": "friction",
+    "collide": "collision",
+    "stack": "support and stacking",
+}
+LABEL_MIX = {
+    "train": {1: 0.08, 2: 0.14, 3: 0.20, 4: 0.38, 5: 0.20},
+    "test": {1: 0.16, 2: 0.18, 3: 0.20, 4: 0.26, 5: 0.20},
+}
+COLORS = {
+    "red": (220, 40, 40),
+    "blue": (40, 80, 220),
+    "green": (30, 160, 60),
+    "orange": (240, 140, 20),
+    "purple": (140, 50, 190),
+}
+
+
+def pc_for(violations: list[str]) -> int:
+    """The ground-truth rule: 5 minus the total severity, never below 1."""
+    return max(1, 5 - sum(SEVERITY[v] for v in violations))
+
+
+@dataclass
+class Body:
+    """One object's trajectory: centre, size (radius or half side) and visibility per frame."""
+
+    shape: str
+    color: str
+    x: np.ndarray
+    y: np.ndarray
+    size: np.ndarray
+    visible: np.ndarray = field(default_factory=lambda: np.ones(FRAMES, bool))
+
+
+@dataclass
+class Scene:
+    kind: str
+    bodies: list[Body]
+    wall: bool = False
+    static: list[Body] = field(default_factory=list)  # drawn, never violated
+
+
+def _times() -> np.ndarray:
+    return np.arange(FRAMES) / FPS
+
+
+def _fall(y0: float, vy0: float, radius: float, bounce: float = 0.55) -> np.ndarray:
+    """Height over time of a body thrown vertically, bouncing on the floor with losses."""
+    dt, y, vy, out = 1 / FPS, y0, vy0, []
+    for _ in range(FRAMES):
+        out.append(y)
+        for _ in range(8):  # sub-steps keep the bounce on the floor line
+            vy += GRAVITY * dt / 8
+            y += vy * dt / 8
+            if y > FLOOR - radius:
+                y, vy = FLOOR - radius, -vy * bounce
+    return np.array(out)
+
+
+def _ball(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, radius: float) -> Body:
+    color = str(rng.choice(list(COLORS)))
+    return Body("ball", color, x.astype(float), y.astype(float), np.full(FRAMES, radius))
+
+
+def build_scene(kind: str, rng: np.random.Generator) -> Scene:
+    """Physically plausible motion for one scene kind, randomised by `rng`."""
+    t, r = _times(), float(rng.uniform(7, 10))
+    if kind == "drop":
+        x = np.full(FRAMES, rng.uniform(30, 80))
+        return Scene(kind, [_ball(rng, x, _fall(rng.uniform(15, 35), 0.0, r), r)])
+    if kind == "throw":
+        x = np.minimum(rng.uniform(12, 22) + rng.uniform(40, 55) * t, WALL - r)
+        return Scene(kind, [_ball(rng, x, _fall(FLOOR - r - 5, -rng.uniform(180, 230), r), r)], True)
+    if kind == "slide":
+        v0 = rng.uniform(70, 90)
+        stop = v0 / 60.0  # friction decelerates at 60 px/s^2 until the block rests
+        tt = np.minimum(t, stop)
+        x = np.minimum(rng.uniform(14, 24) + v0 * tt - 30.0 * tt**2, WALL - r)
+        block = Body("box", str(rng.choice(list(COLORS))), x, np.full(FRAMES, FLOOR - r), np.full(FRAMES, r))
+        return Scene(kind, [block], True)
+    if kind == "collide":
+        v, xa0, xb = rng.uniform(60, 80), rng.uniform(12, 20), rng.uniform(62, 72)
+        hit = (xb - 2 * r - xa0) / v  # equal masses: the mover stops, the other takes its speed
+        xa = np.where(t < hit, xa0 + v * t, xb - 2 * r)
+        xb_t = np.where(t < hit, xb, xb + v * (t - hit))
+        y = np.full(FRAMES, FLOOR - r)
+        a, b = _ball(rng, xa, y, r), _ball(rng, xb_t, y, r)
+        if b.color == a.color:
+            b.color = next(c for c in COLORS if c != a.color)
+        return Scene(kind, [a, b])
+    if kind == "stack":
+        side = 9.0
+        boxes = [
+            Body("box", "orange", np.full(FRAMES, 30.0), np.full(FRAMES, FLOOR - side - 2 * side * i),
+                 np.full(FRAMES, side))
+            for i in range(2)
+        ]
+        x = np.full(FRAMES, rng.uniform(62, 82))
+        return Scene(kind, [_ball(rng, x, _fall(rng.uniform(15, 30), 0.0, r), r)], static=boxes)
+    raise ValueError(f"unknown scene kind {kind!r}; known: {sorted(SCENES)}")
+
+
+def apply_violation(scene: Scene, name: str, rng: np.random.Generator) -> None:
+    """Break the scene's physics in place with one named violation."""
+    body = scene.bodies[int(rng.integers(len(scene.bodies)))]
+    k = int(rng.integers(5, 9))  # the frame where the violation starts
+    t = _times()
+    if name == "vanish":
+        body.visible[k:] = False
+    elif name == "appear":
+        body.visible[:k] = False
+    elif name == "resize":
+        body.size = body.size * np.linspace(1.0, float(rng.choice([0.45, 1.8])), FRAMES)
+    elif name == "hover":
+        height = min(body.y[3], FLOOR - 40.0)
+        after = _fall(height, 0.0, float(body.size[0]))[: FRAMES - 10]
+        body.y = np.concatenate([body.y[:3], np.full(7, height), after])
+    elif name == "fall_up":
+        body.y = body.y[0] - 0.5 * GRAVITY * 0.6 * t**2
+    elif name == "slow_fall":
+        body.y = np.minimum(body.y[0] + 25.0 * t, FLOOR - body.size[0])
+    elif name in {"pass_through", "no_transfer", "early_start"}:
+        mover, target = scene.bodies
+        speed = (mover.x[1] - mover.x[0]) * FPS
+        if name == "pass_through":
+            mover.x = mover.x[0] + speed * t
+            target.x = np.full(FRAMES, target.x[0])
+        elif name == "no_transfer":
+            target.x = np.full(FRAMES, target.x[0])
+        else:
+            target.x = target.x[0] + speed * np.clip(t - 0.25, 0, None)
+    elif name == "reverse":
+        turn = body.x[k]
+        body.x[k:] = turn - (body.x[k:] - turn)
+    elif name == "teleport":
+        shift = float(rng.choice([-1, 1])) * rng.uniform(28, 40)
+        body.x[k:] = np.clip(body.x[k:] + shift, 12, SIZE - 12)
+    elif name == "sink":
+        depth = np.clip((t - t[k]) * 30.0, 0, None)
+        body.y = np.minimum(body.y, FLOOR - body.size) + depth
+    elif name == "wall":
+        speed = max(abs(body.x[2] - body.x[1]) * FPS, 45.0)
+        body.x = np.minimum(body.x[0] + speed * t, WALL + 6.0)
+    else:
+        raise ValueError(f"unknown violation {name!r}; known: {sorted(SEVERITY)}")
+
+
+def choose_violations(kind: str, pc: int, rng: np.random.Generator) -> list[str]:
+    """Violations allowed in `kind` whose severities add up to 5 - pc (at least 4 for pc = 1)."""
+    target = 5 - pc if pc > 1 else 4
+    options = SCENES[kind]
+    for _ in range(500):
+        picked: list[str] = []
+        for name in rng.permutation(options):
+            total = sum(SEVERITY[v] for v in picked)
+            clash = any(name in group and group & set(picked) for group in CONFLICTS)
+            if total + SEVERITY[name] <= target and not clash:
+                picked.append(str(name))
+            if sum(SEVERITY[v] for v in picked) == target:
+                return sorted(picked)
+    raise RuntimeError(f"no combination of violations gives pc={pc} in scene {kind!r}")
+
+
+def render(scene: Scene) -> np.ndarray:
+    """Draw the scene as (FRAMES, SIZE, SIZE, 3) uint8 frames; the floor hides what sinks."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    sky = np.linspace(235, 190, SIZE)[:, None, None] * np.array([0.85, 0.92, 1.0])
+    background = np.broadcast_to(sky, (SIZE, SIZE, 3)).copy()
+    frames = np.empty((FRAMES, SIZE, SIZE, 3), np.uint8)
+    for i in range(FRAMES):
+        frame = background.copy()
+        for body in scene.static + scene.bodies:
+            if not body.visible[i]:
+                continue
+            dx, dy, s = xx - body.x[i], yy - body.y[i], body.size[i]
+            inside = dx**2 + dy**2 <= s**2 if body.shape == "ball" else (abs(dx) <= s) & (abs(dy) <= s)
+            frame[inside] = COLORS[body.color]
+        frame[FLOOR:] = (110, 90, 70)
+        if scene.wall:
+            frame[:, WALL:] = (90, 90, 100)
+        frames[i] = frame
+    return frames
+
+
+def caption(scene: Scene) -> tuple[str, str]:
+    body = scene.bodies[0]
+    text = {
+        "drop": (f"A {body.color} ball is dropped and falls onto the floor.", "dropping a ball"),
+        "throw": (f"A {body.color} ball is thrown towards a wall.", "throwing a ball"),
+        "slide": (f"A {body.color} block slides across the floor and slows down.", "sliding a block"),
+        "collide": (
+            f"A {body.color} ball rolls into a {scene.bodies[-1].color} ball at rest.",
+            "colliding balls",
+        ),
+        "stack": (f"A {body.color} ball falls beside a stack of boxes.", "dropping a ball"),
+    }
+    return text[scene.kind]
+
+
+def make_row(split: str, index: int, seed: int) -> tuple[dict, np.ndarray]:
+    """One clip and its row; the same (split, index, seed) always gives the same clip."""
+    rng = np.random.default_rng([seed, 0 if split == "train" else 1, index])
+    mix = LABEL_MIX.get(split, LABEL_MIX["test"])
+    pc = int(rng.choice(list(mix), p=list(mix.values())))
+    kind = str(rng.choice(list(SCENES)))
+    scene = build_scene(kind, rng)
+    violations = choose_violations(kind, pc, rng)
+    for name in violations:
+        apply_violation(scene, name, rng)
+    broken = {CLASSES[v] for v in violations}
+    sa = 4 if {"vanish", "appear"} & set(violations) else 5
+    text, action = caption(scene)
+    row_id = f"{split}_{index:04d}"
+    row = {
+        "id": row_id,
+        "caption": text,
+        "video_url": f"videos/{row_id}.mp4",
+        "sa": sa,
+        "pc": pc,
+        "joint": int(sa >= 4 and pc >= 4),
+        "physics_rules_followed": [RULES[c] for c in RULES if c not in broken],
+        "physics_rules_unfollowed": [RULES[c] for c in RULES if c in broken],
+        "physics_rules_cannot_be_determined": [],
+        "human_violated_rules": violations,
+        "action": action,
+        "category": CATEGORY[kind],
+        "is_hard": int(sum(SEVERITY[v] for v in violations) == 1),
+        "metadata_rules": json.dumps({v: CLASSES[v] for v in violations}),
+        "upsampled_caption": text,
+        "model_name": "synthetic",
+    }
+    return row, render(scene)
+
+
+def generate(out: str | Path, n_train: int, n_test: int, seed: int = 0) -> Path:
+    """Write `out/train.jsonl`, `out/test.jsonl` and their clips under `out/videos/`."""
+    out = Path(out)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        rows = []
+        for index in tqdm(range(n), desc=f"synth {split}", unit="clip"):
+            row, frames = make_row(split, index, seed)
+            write_clip(out / row["video_url"], frames, FPS)
+            rows.append(row)
+        lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+        (out / f"{split}.jsonl").write_text(lines)
+    return out

@@ -1,0 +1,165 @@
+"""A tiny Qwen2.5-VL built offline: the smoke profile's model and every test's model.
+
+It has the real architecture family (`Qwen2_5_VLForConditionalGeneration`, windowed vision tower,
+multimodal rotary positions) at toy sizes, a byte-level BPE tokenizer trained locally that carries
+the Qwen2.5-VL special tokens, and a processor saved with `save_pretrained`, so every loader in the
+course opens it exactly as it opens `nvidia/Cosmos-Reason1-7B`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from .config import REPO_ROOT
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+# Qwen2's pre-tokenizer split: digits stand alone, so "1".."5" are single tokens.
+SPLIT_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+TEXT_SIZES = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+    rope_theta=1_000_000.0,
+    rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]},  # sums to head_dim / 2
+)
+VISION_SIZES = dict(
+    depth=2,
+    hidden_size=64,
+    intermediate_size=128,
+    num_heads=4,
+    out_hidden_size=128,  # = text hidden size
+    patch_size=14,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+    window_size=112,
+    fullatt_block_indexes=[1],
+    tokens_per_second=2,
+)
+# Smallest and largest frame areas the tiny processor accepts; frames are resized by
+# recipe_utils.video before they reach it, so these only guard against misuse.
+MIN_PIXELS = 28 * 28 * 4
+MAX_PIXELS = 8192 * 28 * 28
+
+
+def training_corpus() -> list[str]:
+    """Text the tokenizer learns merges from: the benchmark prompts and answer templates."""
+    texts = []
+    for path in sorted((REPO_ROOT / "prompts").glob("*.yaml")):
+        texts.extend(str(v) for v in yaml.safe_load(path.read_text()).values())
+    for score in range(1, 6):
+        texts.append(f"<think>\nThe ball falls and bounces.\n</think>\n\n<answer>\n{score}\n</answer>")
+    return texts
+
+
+def build_tokenizer(vocab_size: int = 1024):
+    """Train a byte-level BPE on the corpus and wrap it as the Qwen2 tokenizer class."""
+    from transformers import Qwen2TokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(SPLIT_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(training_corpus() * 4, trainer=trainer)
+    return Qwen2TokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        bos_token=None,
+        additional_special_tokens=SPECIAL_TOKENS[1:],
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_processor(tokenizer):
+    from transformers import (
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessorFast,
+        Qwen2VLVideoProcessor,
+    )
+
+    pixels = dict(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
+    return Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessorFast(**pixels),
+        video_processor=Qwen2VLVideoProcessor(**pixels),
+        tokenizer=tokenizer,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_config(tokenizer):
+    from transformers import Qwen2_5_VLConfig
+
+    ids = tokenizer.convert_tokens_to_ids
+    return Qwen2_5_VLConfig(
+        text_config=dict(TEXT_SIZES, vocab_size=len(tokenizer)),
+        vision_config=VISION_SIZES,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        eos_token_id=ids("<|im_end|>"),
+        pad_token_id=ids("<|endoftext|>"),
+        tie_word_embeddings=False,
+    )
+
+
+def build_tiny_model(out: str | Path, seed: int = 0) -> Path:
+    """Build, initialise (seeded) and save the tiny model and its processor under `out`."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    out = Path(out)
+    tokenizer = build_tokenizer()
+    processor = build_processor(tokenizer)
+    config = build_config(tokenizer)
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

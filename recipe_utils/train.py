@@ -1,0 +1,242 @@
+"""In-process fine-tuning for one device: supervised (SFT) and GRPO, small enough to read.
+
+Both trainers read the conversation datasets that `videophy2.prepare` writes (the same ones the
+cosmos-rl entry scripts read on 8 GPUs), decode frames with the settings stored in each
+conversation, save a `save_pretrained` checkpoint every N steps (model + processor, which the
+scorer loads directly) together with the optimizer state, and resume from the newest checkpoint
+when restarted: an interrupted run loses at most the steps since its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .scoring import chat_inputs, clip_for, load_model
+
+ASSISTANT_HEADER = "<|im_start|>assistant\n"
+
+
+@dataclass
+class SFTSettings:
+    steps: int = 300
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-3
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    save_every: int = 100
+    seed: int = 0
+    device: str = "auto"
+    lora_rank: int = 0  # > 0 trains LoRA adapters (peft) instead of every weight
+
+
+TOKEN_KEYS = ("input_ids", "attention_mask")
+
+
+class Conversations:
+    """A prepared conversation dataset, each example tokenised with its frames once and cached:
+    decoding and processing a clip costs more than a tiny model's training step."""
+
+    def __init__(self, path: str | Path, processor):
+        from .videophy2 import load_conversations
+
+        self.processor = processor
+        self.conversations = [json.loads(c) for c in load_conversations(path)["conversations"]]
+        self._encoded: dict[int, dict[str, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self.conversations)
+
+    def prompt(self, index: int) -> list[dict]:
+        """System and user turns only: what the policy sees before it answers."""
+        return [m for m in self.conversations[index] if m["role"] != "assistant"]
+
+    def reference(self, index: int) -> str:
+        return next(m["content"] for m in self.conversations[index] if m["role"] == "assistant")
+
+    def encoded(self, index: int) -> dict[str, torch.Tensor]:
+        """The whole conversation (prompt and answer) as model inputs for one example."""
+        if index not in self._encoded:
+            messages = self.conversations[index]
+            inputs = chat_inputs(self.processor, [messages], [clip_for(messages)])
+            self._encoded[index] = {k: v[0] if k in TOKEN_KEYS else v for k, v in inputs.items()}
+        return self._encoded[index]
+
+
+def collate(examples: list[dict[str, torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad token rows and concatenate the vision tensors of single examples."""
+    width = max(len(e["input_ids"]) for e in examples)
+    batch = {
+        "input_ids": torch.full((len(examples), width), pad_id, dtype=torch.long),
+        "attention_mask": torch.zeros((len(examples), width), dtype=torch.long),
+    }
+    for row, example in enumerate(examples):
+        n = len(example["input_ids"])
+        batch["input_ids"][row, :n] = example["input_ids"]
+        batch["attention_mask"][row, :n] = example["attention_mask"]
+    for key in examples[0]:
+        if key not in TOKEN_KEYS:
+            batch[key] = torch.cat([e[key] for e in examples])
+    return batch
+
+
+def batch_order(n: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """Indices of the batch for `step`: a fresh seeded shuffle each epoch, so resuming at any
+    step replays exactly the batches an uninterrupted run would have seen."""
+    per_epoch = max(1, n // batch_size)
+    epoch, offset = divmod(step, per_epoch)
+    order = list(range(n))
+    random.Random(seed * 100_003 + epoch).shuffle(order)
+    return order[offset * batch_size:(offset + 1) * batch_size]
+
+
+def assistant_labels(input_ids: torch.Tensor, header: list[int], pad_id: int) -> torch.Tensor:
+    """Labels that keep only the tokens after the last assistant header (loss on the answer)."""
+    labels = torch.full_like(input_ids, -100)
+    width = len(header)
+    for row, ids in enumerate(input_ids.tolist()):
+        starts = [i for i in range(len(ids) - width + 1) if ids[i:i + width] == header]
+        if not starts:
+            raise ValueError("a training example has no assistant turn to learn from")
+        begin = starts[-1] + width
+        labels[row, begin:] = input_ids[row, begin:]
+    labels[input_ids == pad_id] = -100
+    return labels
+
+
+def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to zero."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def make_optimizer(model, lr: float, weight_decay: float, warmup: int, total: int,
+                   betas: tuple[float, float] = (0.9, 0.999)):
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total))
+    return optimizer, scheduler
+
+
+def checkpoints(out_dir: str | Path) -> dict[int, Path]:
+    """Complete checkpoints under `out_dir/checkpoints/step_N`, by step."""
+    found = {}
+    for path in Path(out_dir, "checkpoints").glob("step_*"):
+        if (path / "trainer_state.pt").exists():
+            found[int(path.name.split("_")[1])] = path
+    return dict(sorted(found.items()))
+
+
+def save_checkpoint(out_dir: Path, step: int, model, processor, optimizer, scheduler) -> Path:
+    """Write to a temporary folder and rename, so a kill never leaves a half checkpoint."""
+    final = out_dir / "checkpoints" / f"step_{step}"
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    torch.save({"step": step, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict()}, tmp / "trainer_state.pt")
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def resume_point(out_dir: Path, model_path: str | Path) -> tuple[int, str | Path]:
+    """(step, weights to start from): the newest checkpoint if any, else step 0 and the base."""
+    found = checkpoints(out_dir)
+    if not found:
+        return 0, model_path
+    step = max(found)
+    return step, found[step]
+
+
+def restore_optimizer(checkpoint: Path, optimizer, scheduler) -> None:
+    state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+
+
+def append_log(path: Path, entry: dict) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def read_log(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past `step`: a resumed run re-does those steps and logs them again."""
+    kept = [e for e in read_log(path) if e["step"] <= step]
+    path.write_text("".join(json.dumps(e) + "\n" for e in kept))
+
+
+def add_lora(model, rank: int):
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:
+        raise ImportError("LoRA needs peft: install the `train` extra (pip install -e .[train])") from exc
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    return get_peft_model(model, config)
+
+
+def train_sft(model_path: str | Path, dataset_path: str | Path, out_dir: str | Path,
+              settings: SFTSettings | None = None) -> Path:
+    """Fine-tune on prepared conversations with the loss on the answer tokens only."""
+    s = settings or SFTSettings()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start, weights = resume_point(out_dir, model_path)
+    model, processor = load_model(weights, s.device)
+    data = Conversations(dataset_path, processor)
+    if s.lora_rank:
+        model = add_lora(model, s.lora_rank)
+    pad_id = processor.tokenizer.pad_token_id
+    header = processor.tokenizer(ASSISTANT_HEADER, add_special_tokens=False).input_ids
+    optimizer, scheduler = make_optimizer(model, s.lr, s.weight_decay, s.warmup_steps, s.steps)
+    log = out_dir / "train_log.jsonl"
+    if start:
+        restore_optimizer(weights, optimizer, scheduler)
+    truncate_log(log, start)
+    (out_dir / "settings.json").write_text(json.dumps(asdict(s), indent=2))
+    torch.manual_seed(s.seed + start)
+    model.train()
+    bar = tqdm(range(start, s.steps), initial=start, total=s.steps, desc="sft", unit="step")
+    for step in bar:
+        loss_sum = 0.0
+        for micro in range(s.grad_accum):
+            idx = batch_order(len(data), s.batch_size, step * s.grad_accum + micro, s.seed)
+            inputs = collate([data.encoded(i) for i in idx], pad_id)
+            labels = assistant_labels(inputs["input_ids"], header, pad_id)
+            inputs = {k: v.to(model.device) for k, v in inputs.items()}
+            loss = model(**inputs, labels=labels.to(model.device)).loss / s.grad_accum
+            loss.backward()
+            loss_sum += loss.item()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), s.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        append_log(log, {"step": step + 1, "loss": loss_sum, "lr": scheduler.get_last_lr()[0]})
+        bar.set_postfix(loss=f"{loss_sum:.3f}")
+        if (step + 1) % s.save_every == 0 or step + 1 == s.steps:
+            save_checkpoint(out_dir, step + 1, model, processor, optimizer, scheduler)
+    return checkpoints(out_dir)[s.steps]

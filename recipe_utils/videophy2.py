@@ -1,0 +1,564 @@
+"""VideoPhy-2 rows from any source, their videos on disk, balanced labels and chat datasets.
+
+Every source (a hub split, a local .jsonl/.parquet/.csv file, a synthetic benchmark folder) is
+normalized to one row schema, so the rest of the course never asks where a row came from. Bad
+rows are reported with their index and reason and skipped, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import json
+import logging
+import math
+import numbers
+import random
+import re
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import requests
+from tqdm.auto import tqdm
+
+from recipe_utils.prompts import Prompt, load_prompt
+from recipe_utils.video import VideoError, probe
+
+if TYPE_CHECKING:
+    import datasets
+
+logger = logging.getLogger(__name__)
+
+LABELS = (1, 2, 3, 4, 5)
+TEXT_FIELDS = ("caption", "action", "category", "metadata_rules", "upsampled_caption", "model_name")
+RULE_FIELDS = (
+    "physics_rules_followed",
+    "physics_rules_unfollowed",
+    "physics_rules_cannot_be_determined",
+    "human_violated_rules",
+)
+LOCAL_SUFFIXES = (".jsonl", ".parquet", ".csv")
+VIDEO_KEYS = {"fps", "nframes", "min_pixels", "max_pixels", "total_pixels", "max_frames"}
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+SAFE_ID = re.compile(r"^\w[\w.-]*$")
+OFFLINE_HINT = (
+    "If this machine is offline, point the course at local files instead: "
+    "`--source path/to/file.jsonl` (rows whose video_url is a path relative to that file) or "
+    "`--source DIR` for a folder made by `python -m recipe_utils synth --out DIR`."
+)
+
+
+class RowError(ValueError):
+    """A row that does not fit the VideoPhy-2 schema; the message says which field and why."""
+
+
+class HubUnreachable(RuntimeError):
+    """The hub (or the video host) cannot be reached; the message says how to work offline."""
+
+
+class DownloadError(RuntimeError):
+    """One video could not be fetched; the message says why (HTTP status, timeout, ...)."""
+
+
+@dataclass
+class Rows:
+    """Normalized rows, the (0-based index, reason) of every skipped row, and their source."""
+
+    rows: list[dict]
+    skipped: list[tuple[int, str]]
+    source: str
+    split: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def url_key(url: str) -> str:
+    """A stable file-name-safe id for a video URL: the first 16 hex digits of its SHA-1."""
+    return hashlib.sha1(url.encode("utf-8")).hexdigest()[:16]
+
+
+def is_url(text: str) -> bool:
+    return urlsplit(text).scheme in ("http", "https")
+
+
+def _missing(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isnan(value)
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _integer(value: object, name: str) -> int:
+    """An int from an int, an integral float (4.0) or a numeric string (CSV); else RowError."""
+    if _missing(value):
+        raise RowError(f"`{name}` is missing")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise RowError(f"`{name}`={value!r} is not a number") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise RowError(f"`{name}`={value!r} is not a number")
+    if not float(value).is_integer():
+        raise RowError(f"`{name}`={value!r} is not a whole number")
+    return int(value)
+
+
+def _score(raw: dict, name: str) -> int:
+    value = _integer(raw.get(name), name)
+    if value not in LABELS:
+        raise RowError(f"`{name}`={value} is outside 1..5")
+    return value
+
+
+def _flag(raw: dict, name: str, default: int) -> int:
+    if _missing(raw.get(name)):
+        return default
+    value = _integer(raw[name], name)
+    if value not in (0, 1):
+        raise RowError(f"`{name}`={value} should be 0 or 1")
+    return value
+
+
+def _text(raw: dict, name: str) -> str:
+    value = raw.get(name)
+    if _missing(value):
+        return ""
+    if not isinstance(value, str):
+        raise RowError(f"`{name}` should be text, got {type(value).__name__}")
+    return value
+
+
+def _rule_item(node: ast.expr, name: str) -> str | None:
+    if (isinstance(node, ast.Name) and node.id == "nan") or (
+        isinstance(node, ast.Constant) and node.value is None
+    ):
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    raise RowError(f"`{name}` holds a non-text item {ast.unparse(node)!r}")
+
+
+def _rules(value: object, name: str) -> list[str]:
+    """Rule lists arrive as lists or as Python-literal strings ("['a', 'b']", "[nan]")."""
+    if _missing(value):
+        return []
+    if isinstance(value, str):
+        try:
+            node = ast.parse(value.strip(), mode="eval").body
+        except SyntaxError:
+            raise RowError(f"`{name}`={value[:60]!r} is not a list literal") from None
+        if not isinstance(node, (ast.List, ast.Tuple)):
+            raise RowError(f"`{name}`={value[:60]!r} is not a list literal")
+        items = [_rule_item(element, name) for element in node.elts]
+    elif isinstance(value, (list, tuple)):
+        items = [None if _missing(item) else item for item in value]
+    else:
+        raise RowError(f"`{name}` should be a list, got {type(value).__name__}")
+    if any(item is not None and not isinstance(item, str) for item in items):
+        raise RowError(f"`{name}` holds a non-text item")
+    return [item for item in items if item is not None]
+
+
+def _row_id(raw: dict, url: str) -> str:
+    given = raw.get("id")
+    if _missing(given):
+        return url_key(url) if is_url(url) else Path(url).stem
+    row_id = str(given).strip()
+    if not SAFE_ID.match(row_id):
+        raise RowError(
+            f"id {row_id!r} may only hold letters, digits, '.', '_', '-' (it names a file)"
+        )
+    return row_id
+
+
+def normalize_row(raw: object, base: Path | None) -> dict:
+    """One row in the course schema. `base` is the split file's folder (None for hub rows)."""
+    if not isinstance(raw, dict):
+        raise RowError(f"expected a mapping of columns, got {type(raw).__name__}")
+    url = raw.get("video_url")
+    if _missing(url) or not isinstance(url, str):
+        raise RowError("`video_url` is missing")
+    url = url.strip()
+    if base is None and not is_url(url):
+        raise RowError(f"`video_url`={url!r} is not an http(s) URL")
+    sa, pc = _score(raw, "sa"), _score(raw, "pc")
+    row = {"id": _row_id(raw, url), "video_url": url, "sa": sa, "pc": pc}
+    row["video"] = None if is_url(url) else str((base / url).resolve())
+    row["joint"] = _flag(raw, "joint", default=int(sa >= 4 and pc >= 4))
+    row["is_hard"] = _flag(raw, "is_hard", default=0)
+    row.update({name: _text(raw, name) for name in TEXT_FIELDS})
+    row.update({name: _rules(raw.get(name), name) for name in RULE_FIELDS})
+    return row
+
+
+def _read_jsonl(path: Path):
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield RowError(f"line {number} is not valid JSON ({exc.msg})")
+
+
+def _read_local(path: Path):
+    if path.suffix == ".jsonl":
+        return _read_jsonl(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _read_hub(dataset_id: str, split: str):
+    import datasets
+
+    try:
+        return datasets.load_dataset(dataset_id, split=split)
+    except (ConnectionError, requests.RequestException) as exc:
+        raise HubUnreachable(
+            f"could not load hub dataset {dataset_id!r} (split {split!r}): {exc}. {OFFLINE_HINT}"
+        ) from exc
+
+
+def _resolve(source: str | Path, split: str | None) -> tuple[Path | None, str | None]:
+    """Return (split file, None) for local sources or (None, hub id) for hub datasets."""
+    path = Path(source)
+    if path.is_dir():
+        if split is None:
+            raise ValueError(f"{path} is a folder: also give the split (e.g. 'train' or 'test')")
+        file = path / f"{split}.jsonl"
+        if not file.is_file():
+            found = sorted(p.stem for p in path.glob("*.jsonl"))
+            raise FileNotFoundError(f"{file} does not exist; splits in {path}: {found or 'none'}")
+        return file, None
+    if path.suffix in LOCAL_SUFFIXES:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        return path, None
+    if HUB_ID.match(str(source)):
+        if split is None:
+            raise ValueError(f"hub dataset {source!r}: give the split (e.g. 'train' or 'test')")
+        return None, str(source)
+    raise ValueError(
+        f"source {str(source)!r} is neither a folder, a {'/'.join(LOCAL_SUFFIXES)} file, "
+        "nor a hub dataset id like 'videophysics/videophy2_test'"
+    )
+
+
+def load_rows(source: str | Path, split: str | None = None, limit: int | None = None) -> Rows:
+    """Load and normalize rows; bad and duplicate rows are skipped and listed in `.skipped`."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of rows or None, got {limit}")
+    file, hub_id = _resolve(source, split)
+    records = _read_hub(hub_id, split) if hub_id else _read_local(file)
+    base = file.parent.resolve() if file else None
+    rows, skipped, first_seen = [], [], {}
+    for index, raw in enumerate(records):
+        if limit is not None and len(rows) >= limit:
+            break
+        try:
+            if isinstance(raw, RowError):
+                raise raw
+            row = normalize_row(raw, base)
+        except RowError as exc:
+            skipped.append((index, str(exc)))
+            continue
+        if row["id"] in first_seen:
+            skipped.append(
+                (index, f"duplicate id {row['id']!r} (first at row {first_seen[row['id']]})")
+            )
+            continue
+        first_seen[row["id"]] = index
+        rows.append(row)
+    if skipped:
+        shown = "; ".join(f"row {i}: {why}" for i, why in skipped[:5])
+        logger.warning("%s: skipped %d bad row(s): %s", file or hub_id, len(skipped), shown)
+    return Rows(rows, skipped, str(file or hub_id), split)
+
+
+# ----------------------------------------------------------------------------- videos
+
+
+@dataclass
+class DownloadReport:
+    """Ids fetched now, ids already on disk, and failures (id, url, reason) also in failed.jsonl."""
+
+    fetched: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+
+
+class _Retry(Exception):
+    """A failure worth another attempt (network error, 5xx, cut-off body)."""
+
+
+def check_reachable(urls: list[str], timeout: float) -> None:
+    """Fail fast, before any download starts, when a video host cannot be reached."""
+    for host in sorted({"{0.scheme}://{0.netloc}/".format(urlsplit(url)) for url in urls}):
+        try:
+            requests.head(host, timeout=timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise HubUnreachable(
+                f"cannot reach {host} to download videos ({exc}). {OFFLINE_HINT}"
+            ) from exc
+
+
+def _attempt(url: str, part: Path, timeout: float) -> None:
+    try:
+        with requests.get(url, stream=True, timeout=timeout) as response:
+            if response.status_code >= 500 or response.status_code == 429:
+                raise _Retry(f"HTTP {response.status_code} {response.reason}")
+            if response.status_code >= 400:
+                raise DownloadError(f"HTTP {response.status_code} {response.reason}")
+            with part.open("wb") as out:
+                for chunk in response.iter_content(chunk_size=1 << 16):
+                    out.write(chunk)
+    except requests.Timeout as exc:
+        raise _Retry(f"timed out after {timeout} s ({exc})") from exc
+    except requests.RequestException as exc:
+        raise _Retry(f"connection failed or cut off ({exc})") from exc
+    probe(part)
+
+
+def _fetch(url: str, dest: Path, timeout: float, retries: int, backoff: float) -> None:
+    """Download to `dest.part`, check it decodes, then rename: `dest` is always complete."""
+    part = dest.with_name(dest.name + ".part")
+    try:
+        for attempt in range(retries + 1):
+            try:
+                _attempt(url, part, timeout)
+                part.replace(dest)
+                return
+            except _Retry as exc:
+                if attempt == retries:
+                    raise DownloadError(f"{exc} (gave up after {retries + 1} attempts)") from exc
+                time.sleep(backoff * 2**attempt)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def download_videos(
+    rows: list[dict],
+    out_dir: str | Path,
+    workers: int = 8,
+    timeout: float = 30.0,
+    retries: int = 3,
+    backoff: float = 1.0,
+) -> DownloadReport:
+    """Fetch each remote row's video to OUT/videos/{id}.mp4 and set `row["video"]`.
+
+    Files are named by id (a hash of the URL), never by row position, so datasets built in
+    any order share one folder safely. Finished files are reused; failures go to
+    OUT/failed.jsonl and the run goes on.
+    """
+    out_dir = Path(out_dir)
+    videos = out_dir / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    remote = [row for row in rows if is_url(row["video_url"])]
+    urls = {row["id"]: row["video_url"] for row in remote}
+    done = {i for i in urls if (videos / f"{i}.mp4").is_file()}
+    report = DownloadReport(present=[i for i in urls if i in done])
+    todo = {i: url for i, url in urls.items() if i not in done}
+    if todo:
+        check_reachable(list(todo.values()), timeout)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {
+                pool.submit(_fetch, url, videos / f"{i}.mp4", timeout, retries, backoff): i
+                for i, url in todo.items()
+            }
+            for future in tqdm(as_completed(futures), total=len(futures), desc="videos"):
+                row_id = futures[future]
+                try:
+                    future.result()
+                    report.fetched.append(row_id)
+                except (DownloadError, VideoError) as exc:
+                    report.failed.append({"id": row_id, "url": todo[row_id], "reason": str(exc)})
+    failed = {item["id"] for item in report.failed}
+    for row in remote:
+        row["video"] = None if row["id"] in failed else str((videos / f"{row['id']}.mp4").resolve())
+    lines = [json.dumps(item) + "\n" for item in sorted(report.failed, key=lambda i: i["id"])]
+    (out_dir / "failed.jsonl").write_text("".join(lines), encoding="utf-8")
+    if report.failed:
+        logger.warning(
+            "%d video(s) failed to download; see %s", len(report.failed), out_dir / "failed.jsonl"
+        )
+    return report
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+@dataclass
+class Balanced:
+    """Resampled rows, `pc` counts before and after, and the labels absent from the input."""
+
+    rows: list[dict]
+    before: dict[int, int]
+    after: dict[int, int]
+    absent: list[int]
+
+
+def label_counts(rows: list[dict]) -> dict[int, int]:
+    """How many rows carry each `pc` value, with every label 1..5 listed (0 when absent)."""
+    counts = Counter(row["pc"] for row in rows)
+    return {label: counts[label] for label in LABELS}
+
+
+def balance_labels(rows: list[dict], seed: int = 0) -> Balanced:
+    """Resample every `pc` value present to len(rows) // n_present rows, then shuffle.
+
+    Larger groups are down-sampled without replacement; smaller ones keep all their rows and
+    draw the rest with replacement. Without this, GRPO learns to answer 4 to everything.
+    """
+    if not rows:
+        raise ValueError("balance_labels got no rows: load a split with at least one valid row")
+    rng = random.Random(seed)
+    before = label_counts(rows)
+    present = [label for label in LABELS if before[label]]
+    target = len(rows) // len(present)
+    out = []
+    for label in present:
+        group = [row for row in rows if row["pc"] == label]
+        if len(group) >= target:
+            out += rng.sample(group, target)
+        else:
+            out += group + rng.choices(group, k=target - len(group))
+    rng.shuffle(out)
+    out = [dict(row) for row in out]
+    absent = [label for label in LABELS if not before[label]]
+    return Balanced(out, before, label_counts(out), absent)
+
+
+_balance_labels = balance_labels  # prepare() takes a flag with the same name
+
+
+# ----------------------------------------------------------------------------- conversations
+
+
+def answer_text(pc: int) -> str:
+    """The assistant turn the model is trained to write for a score."""
+    if isinstance(pc, bool) or pc not in LABELS:
+        raise ValueError(f"pc must be an integer 1..5, got {pc!r}")
+    return f"<answer>\n{pc}\n</answer>"
+
+
+def build_messages(
+    row: dict, prompt: Prompt, video_settings: dict, with_answer: bool
+) -> list[dict]:
+    """The chat messages for one row: system, user (video + question), optional answer."""
+    unknown = set(video_settings) - VIDEO_KEYS
+    if unknown:
+        raise ValueError(
+            f"video_settings: unknown key(s) {sorted(unknown)}; known: {sorted(VIDEO_KEYS)}"
+        )
+    if not row.get("video"):
+        raise ValueError(f"row {row.get('id')!r} has no local video yet; download it first")
+    video = {"type": "video", "video": row["video"], **video_settings}
+    messages = [
+        {"role": "system", "content": prompt.system},
+        {"role": "user", "content": [video, {"type": "text", "text": prompt.user}]},
+    ]
+    if with_answer:
+        messages.append({"role": "assistant", "content": answer_text(row["pc"])})
+    return messages
+
+
+def _features():
+    from datasets import Features, List, Value
+
+    columns = {"conversations": Value("string"), "id": Value("string"), "video": Value("string")}
+    columns.update({name: Value("string") for name in ("video_url", *TEXT_FIELDS)})
+    columns.update({name: Value("int64") for name in ("sa", "pc", "joint", "is_hard")})
+    columns.update({name: List(Value("string")) for name in RULE_FIELDS})
+    return Features(columns)
+
+
+def prepare(
+    source: str | Path,
+    split: str | None,
+    out: str | Path,
+    prompt_path: str | Path,
+    balance_labels: bool = False,
+    limit: int | None = None,
+    fps: float = 1,
+    max_pixels: int = 81920,
+    seed: int = 0,
+    download_dir: str | Path | None = None,
+) -> Path:
+    """Build a conversation dataset at `out` (save_to_disk) plus `out/prepare_report.json`.
+
+    Hub videos are downloaded to `download_dir` (default: the folder above `out`), so several
+    datasets built from one split share one set of videos.
+    """
+    import datasets
+
+    out = Path(out)
+    prompt = load_prompt(prompt_path)
+    loaded = load_rows(source, split, limit)
+    skipped = [{"index": index, "reason": why} for index, why in loaded.skipped]
+    download = None
+    if any(row["video"] is None for row in loaded.rows):
+        download = download_videos(loaded.rows, download_dir or out.parent)
+    rows = []
+    for row in loaded.rows:
+        if row["video"] is None:
+            skipped.append({"id": row["id"], "reason": "video download failed (see failed.jsonl)"})
+        elif not Path(row["video"]).is_file():
+            skipped.append({"id": row["id"], "reason": f"video file not found: {row['video']}"})
+        else:
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{loaded.source}: no usable rows; reasons: {skipped[:5]}")
+    final = _balance_labels(rows, seed).rows if balance_labels else rows
+    settings = {"fps": fps, "max_pixels": max_pixels}
+    chats = [json.dumps(build_messages(row, prompt, settings, with_answer=True)) for row in final]
+    records = [{"conversations": chat, **row} for chat, row in zip(chats, final, strict=True)]
+    datasets.Dataset.from_list(records, features=_features()).save_to_disk(str(out))
+    before = label_counts(rows)
+    downloads = {name: len(ids) for name, ids in asdict(download).items()} if download else None
+    report = {
+        "source": loaded.source,
+        "split": split,
+        "prompt": str(prompt.path),
+        "video_settings": settings,
+        "rows_in": len(loaded.rows) + len(loaded.skipped),
+        "rows_out": len(final),
+        "skipped": skipped,
+        "balanced": balance_labels,
+        "seed": seed,
+        "label_counts_before": before,
+        "label_counts_after": label_counts(final),
+        "absent_labels": [label for label, count in before.items() if not count],
+        "download": downloads,
+    }
+    (out / "prepare_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return out
+
+
+def load_conversations(path: str | Path) -> datasets.Dataset:
+    """Load a dataset written by `prepare`; `conversations` stays a JSON string per row."""
+    import datasets
+
+    path = Path(path)
+    hint = "build it with prepare() (`python -m recipe_utils prepare ...`)"
+    try:
+        dataset = datasets.load_from_disk(str(path))
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path} is not a prepared dataset: {hint}") from exc
+    if not isinstance(dataset, datasets.Dataset) or "conversations" not in dataset.column_names:
+        raise ValueError(f"{path} holds no `conversations` column: {hint}")
+    return dataset
