@@ -16,17 +16,19 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import toml
+import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from recipe_utils.prompts import load_prompt
-from recipe_utils.videophy2 import load_conversations
+from recipe_utils.videophy2 import VIDEO_KEYS, load_conversations
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = REPO_ROOT / "configs" / "cosmos_rl"
@@ -73,7 +75,7 @@ def apply_overrides(config: dict, overrides: dict[str, Any], where: str) -> dict
     result = copy.deepcopy(config)
     for key, value in overrides.items():
         *parents, leaf = key.split(".")
-        is_custom = parents[:1] == ["custom"] or key == "custom"
+        is_custom = key.startswith("custom.")
         node = result
         for depth, part in enumerate(parents):
             if part not in node and is_custom:
@@ -185,8 +187,6 @@ def _read_launch_config(kind: str, config_path: Path) -> dict:
 
 def _check_machine(config: dict, config_path: Path) -> str:
     """The path of the `cosmos-rl` program, once everything the job needs is found."""
-    import torch
-
     program = shutil.which("cosmos-rl")
     if program is None:
         raise RuntimeError(
@@ -218,10 +218,18 @@ def launch(kind: str, config_path: str | Path, log_path: str | Path | None = Non
     program = _check_machine(config, config_path)
     command = [program, "--config", str(config_path), str(entry_script(kind))]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # workers' lines arrive as they are printed
+    # Its own process group: cosmos-rl's launcher does not pass SIGTERM on to the controller and
+    # workers it starts, so an interrupt stops the whole group.
     with (
         _log_file(log_path) as log,
         subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            env=env,
+            start_new_session=True,
         ) as process,
     ):
         try:
@@ -232,7 +240,8 @@ def launch(kind: str, config_path: str | Path, log_path: str | Path | None = Non
                     log.write(line)
                     log.flush()
         except BaseException:  # an interrupted cell must not leave 8 GPUs busy
-            process.terminate()
+            with contextlib.suppress(ProcessLookupError):  # the group has already exited
+                os.killpg(process.pid, signal.SIGTERM)
             raise
     return process.returncode
 
@@ -290,8 +299,8 @@ class ConversationDataset(Dataset):
     Each item is a list of messages: system, user (video + question), assistant (the answer).
     The subclasses in the entry scripts decide what cosmos-rl gets per index. Every row is parsed
     and checked when the dataset opens, so a bad row stops the job before any GPU work.
-    `expected` may hold `prompt` (a prompt file), `fps` and `max_pixels`: the settings every
-    row must have been built with.
+    `expected` may hold `prompt` (a prompt file) and video settings (`fps`, `max_pixels`, any
+    key of `videophy2.VIDEO_KEYS`): the settings every row must have been built with.
     """
 
     def __init__(self, path: str | Path, expected: dict[str, Any] | None = None) -> None:
@@ -321,11 +330,11 @@ class ConversationDataset(Dataset):
                 "[custom.dataset] has no `path`: set it to the folder written by "
                 "recipe_utils.videophy2.prepare (write_config(..., {'custom.dataset.path': ...}))"
             )
-        unknown = set(settings) - {"path", "prompt", "fps", "max_pixels"}
+        known = {"path", "prompt", *VIDEO_KEYS}
+        unknown = set(settings) - known
         if unknown:
             raise CosmosConfigError(
-                f"[custom.dataset] has unknown key(s) {sorted(unknown)}; "
-                "known: path, prompt, fps, max_pixels"
+                f"[custom.dataset] has unknown key(s) {sorted(unknown)}; known: {sorted(known)}"
             )
         return cls(settings.pop("path"), expected=settings)
 
@@ -355,7 +364,7 @@ class ConversationDataset(Dataset):
 
     def _check_settings(self, ids: list, expected: dict[str, Any]) -> None:
         prompt = load_prompt(_resolve_prompt(expected["prompt"])) if "prompt" in expected else None
-        video_keys = [key for key in ("fps", "max_pixels") if key in expected]
+        video_keys = [key for key in expected if key in VIDEO_KEYS]
         problems = []
         for index, messages in enumerate(self.conversations):
             found = {}
@@ -371,7 +380,8 @@ class ConversationDataset(Dataset):
         if problems:
             raise CosmosConfigError(
                 f"{len(problems)} of {len(self.conversations)} rows were not built with the "
-                f"settings in [custom.dataset] {expected}; first: {problems[:3]}. Rebuild the "
+                f"settings in [custom.dataset] {expected}; first: {'; '.join(problems[:3])}. "
+                "Rebuild the "
                 "dataset with those settings, or fix [custom.dataset]"
             )
 

@@ -115,7 +115,7 @@ def video_part(messages: list[dict]) -> dict:
 def clip_for(messages: list[dict]) -> Clip:
     """Decode the conversation's video with the fps and pixel budget written in it."""
     part = video_part(messages)
-    budget = {k: part[k] for k in ("max_pixels", "total_pixels") if k in part}
+    budget = {k: part[k] for k in ("max_pixels", "total_pixels", "min_pixels") if k in part}
     return load_clip(part["video"], fps=part["fps"], **budget)
 
 

@@ -145,6 +145,7 @@ def load_clip(
     fps: float,
     max_pixels: int | None = None,
     total_pixels: int | None = None,
+    min_pixels: int = MIN_PIXELS,
 ) -> Clip:
     """Decode a clip, sample it at `fps` and resize every frame to the pixel budget."""
     decoded, video_fps = _decode_all(path)
@@ -154,7 +155,7 @@ def load_clip(
     idx = np.linspace(0, len(decoded) - 1, n).round().astype(int)
     frames = np.stack([decoded[i] for i in idx])
     budget = per_frame_budget(n, max_pixels, total_pixels)
-    height, width = fit_pixels(frames.shape[1], frames.shape[2], budget)
+    height, width = fit_pixels(frames.shape[1], frames.shape[2], budget, min_pixels)
     sampled_fps = n / (len(decoded) / video_fps)
     return Clip(resize(frames, height, width), sampled_fps, str(path))
 

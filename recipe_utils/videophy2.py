@@ -28,7 +28,7 @@ import requests
 from tqdm.auto import tqdm
 
 from recipe_utils.prompts import Prompt, load_prompt
-from recipe_utils.video import VideoError, probe
+from recipe_utils.video import MIN_PIXELS, VideoError, probe
 
 if TYPE_CHECKING:
     import datasets
@@ -44,7 +44,7 @@ RULE_FIELDS = (
     "human_violated_rules",
 )
 LOCAL_SUFFIXES = (".jsonl", ".parquet", ".csv")
-VIDEO_KEYS = {"fps", "nframes", "min_pixels", "max_pixels", "total_pixels", "max_frames"}
+VIDEO_KEYS = {"fps", "min_pixels", "max_pixels", "total_pixels"}  # what video.load_clip reads
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 SAFE_ID = re.compile(r"^\w[\w.-]*$")
 OFFLINE_HINT = (
@@ -496,6 +496,7 @@ def prepare(
     limit: int | None = None,
     fps: float = 1,
     max_pixels: int = 81920,
+    min_pixels: int = MIN_PIXELS,
     seed: int = 0,
     download_dir: str | Path | None = None,
 ) -> Path:
@@ -524,7 +525,8 @@ def prepare(
     if not rows:
         raise ValueError(f"{loaded.source}: no usable rows; reasons: {skipped[:5]}")
     final = _balance_labels(rows, seed).rows if balance_labels else rows
-    settings = {"fps": fps, "max_pixels": max_pixels}
+    # min_pixels is written too: qwen-vl-utils (cosmos-rl's reader) defaults it above 81920.
+    settings = {"fps": fps, "max_pixels": max_pixels, "min_pixels": min_pixels}
     chats = [json.dumps(build_messages(row, prompt, settings, with_answer=True)) for row in final]
     records = [{"conversations": chat, **row} for chat, row in zip(chats, final, strict=True)]
     datasets.Dataset.from_list(records, features=_features()).save_to_disk(str(out))

@@ -1,0 +1,28 @@
+# Two entry points for a fresh machine: `make course` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+PROFILE ?= smoke
+
+.PHONY: course test lint install clean
+
+$(STAMP): pyproject.toml constraints/cpu.txt
+	python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -c constraints/cpu.txt -e ".[dev,train]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+course: $(STAMP)
+	$(PY) -m recipe_utils course --profile $(PROFILE)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check recipe_utils tests bench notebooks
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

@@ -1,0 +1,489 @@
+"""Benchmarks of the course's hot paths; each writes bench/results/<name>.json.
+
+    python bench/run.py --quick     # every CPU benchmark, under 5 minutes on 2 cores
+    python bench/run.py             # the same with more videos and repeats
+    python bench/run.py --course    # run the smoke course first, then time its cells
+    python bench/run.py --report    # only rebuild the README table from bench/results/*.json
+
+Benchmarks: `scoring` (videos/s, one video per call as the published recipe does vs batched
+calls), `dataprep` (recipe_utils.video.load_clip vs decode-everything-then-resize), `memory`
+(peak RSS of scoring and of a short SFT run, each in its own process), `course` (per-cell wall
+time of executed smoke notebooks) and `gpu` (Qwen2.5-VL-7B with random weights; needs CUDA).
+The model and data are built in a temporary folder; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+from report import README, RESULTS_DIR, save_result, write_readme
+
+from recipe_utils.video import fit_pixels, frame_count, load_clip, per_frame_budget, write_clip
+
+REPO = Path(__file__).resolve().parent.parent
+PROMPT = REPO / "prompts" / "video_reward.yaml"
+COURSE_DIR = REPO / "runs" / "smoke"
+BENCHMARKS = ("scoring", "dataprep", "memory", "course", "gpu")
+# The published recipe's scoring budget, and its training budget (RECIPE_FACTS.md).
+SCORE_VIDEO = {"fps": 16, "total_pixels": 8192 * 28 * 28}
+TRAIN_VIDEO = {"fps": 1, "max_pixels": 81920}
+# The smoke course's conversation data: the synthetic 112 x 112 clips at 4 fps, unresized.
+SMOKE_SFT_VIDEO = {"fps": 4, "max_pixels": 12544}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much work each benchmark does; --quick keeps the whole run under 5 minutes."""
+
+    score_videos: int
+    score_repeats: int
+    prep_clips: int
+    prep_repeats: int
+    sft_steps: int
+    gpu_batch_sizes: tuple[int, ...]
+    batch_sizes: tuple[int, ...] = (1, 8, 16)
+    max_tokens: int = 16
+    # A large generated clip, like VideoPhy-2's: 5 s of 480 x 832 at 16 fps.
+    clip_frames: int = 80
+    clip_size: tuple[int, int] = (480, 832)
+    clip_fps: int = 16
+    gpu_new_tokens: int = 64
+
+
+QUICK = Plan(
+    score_videos=32,
+    score_repeats=3,
+    prep_clips=3,
+    prep_repeats=2,
+    sft_steps=4,
+    gpu_batch_sizes=(1, 4),
+)
+FULL = Plan(
+    score_videos=64,
+    score_repeats=3,
+    prep_clips=6,
+    prep_repeats=3,
+    sft_steps=10,
+    gpu_batch_sizes=(1, 2, 4, 8, 16, 32),
+)
+
+
+def timed(fn: Callable, *args) -> tuple[float, object]:
+    start = time.perf_counter()
+    value = fn(*args)
+    return time.perf_counter() - start, value
+
+
+def best(values: list[float]) -> float:
+    """The fastest pass: the one least slowed by other jobs on a shared machine."""
+    return min(values)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def agreement(answers: list, reference: list) -> float:
+    """Share of videos whose generated text is identical in both runs."""
+    same = [a == b for a, b in zip(answers, reference, strict=True)]
+    return round(sum(same) / len(same), 3)
+
+
+def bench_scoring(model_dir: Path, data_dir: Path, plan: Plan, work: Path) -> dict:
+    """Videos/s of whole-split scoring (decode, processor, generate, jsonl) per batch size.
+
+    Batch sizes take turns within each repeat, so a neighbour's load on a shared machine
+    falls on all of them; the fastest pass of each counts."""
+    from recipe_utils.prompts import load_prompt
+    from recipe_utils.scoring import Sampling, TransformersScorer, score_rows
+    from recipe_utils.videophy2 import load_rows
+
+    rows = load_rows(data_dir, "test", limit=plan.score_videos).rows
+    sampling = Sampling(greedy=True, max_tokens=plan.max_tokens)
+    scorer = TransformersScorer(model_dir, load_prompt(PROMPT), SCORE_VIDEO, sampling, device="cpu")
+    score_rows(scorer, rows[:1], work / "warmup", batch_size=1, desc="warm-up")
+    seconds: dict[int, list[float]] = {size: [] for size in plan.batch_sizes}
+    answers: dict[int, list[list[str]]] = {}
+    for repeat in range(plan.score_repeats):
+        for size in plan.batch_sizes:
+            out = work / f"scores_b{size}_r{repeat}"
+            elapsed, path = timed(score_rows, scorer, rows, out, size, f"batch {size}")
+            seconds[size].append(elapsed)
+            answers[size] = [record["raw"] for record in read_jsonl(path)]
+    one = plan.batch_sizes[0]
+    per_size = {}
+    for size, times in seconds.items():
+        per_size[str(size)] = {
+            "seconds": [round(t, 3) for t in times],
+            "videos_per_s": round(len(rows) / best(times), 2),
+            "speedup_vs_batch_1": round(best(seconds[one]) / best(times), 2),
+            "same_answers_as_batch_1": agreement(answers[size], answers[one]),
+        }
+    summary = [
+        {"measure": f"videos/s, batch {size}", "value": r["videos_per_s"], "unit": "videos/s"}
+        for size, r in per_size.items()
+    ]
+    summary += [
+        {"measure": f"speed-up, batch {size} vs 1", "value": r["speedup_vs_batch_1"], "unit": "x"}
+        for size, r in per_size.items()
+        if size != str(one)
+    ]
+    settings = {
+        "model": "tiny Qwen2.5-VL (recipe_utils.tiny)",
+        "videos": len(rows),
+        "clip": "synthetic 16 frames 112x112 at 8 fps",
+        "video": SCORE_VIDEO,
+        "sampling": asdict(sampling),
+        "device": "cpu",
+        "repeats": plan.score_repeats,
+        "batch_sizes": list(plan.batch_sizes),
+    }
+    return {"settings": settings, "results": per_size, "summary": summary}
+
+
+# ----------------------------------------------------------------------------- data preparation
+
+
+def pattern_frames(frames: int, height: int, width: int, seed: int) -> np.ndarray:
+    """A colour gradient with a moving square: cheap to make, not trivially compressible."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255 // width, yy * 255 // height, np.full_like(xx, 128)], -1)
+    video = np.repeat(base.astype(np.uint8)[None], frames, axis=0)
+    side = height // 6
+    for t in range(frames):
+        x = int((width - side) * t / frames)
+        y = int((height - side) / 2 * (1 + np.sin(t / 5)))
+        video[t, y : y + side, x : x + side] = rng.integers(0, 256, 3)
+    return video
+
+
+def make_clips(folder: Path, plan: Plan) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(plan.prep_clips):
+        path = folder / f"clip_{i}.mp4"
+        write_clip(path, pattern_frames(plan.clip_frames, *plan.clip_size, seed=i), plan.clip_fps)
+        paths.append(path)
+    return paths
+
+
+def decode_then_resize(
+    path: Path, fps: float, max_pixels: int | None = None, total_pixels: int | None = None
+) -> np.ndarray:
+    """The straightforward way: decode every frame at full size, resize each with PIL, then
+    keep the frames `fps` asks for. Same sizing rule as load_clip, so outputs are comparable."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or 1)
+        images = [frame.to_image() for frame in container.decode(stream)]
+    n = frame_count(len(images), rate, fps)
+    budget = per_frame_budget(n, max_pixels, total_pixels)
+    height, width = fit_pixels(images[0].height, images[0].width, budget)
+    resized = [np.asarray(image.resize((width, height), Image.BICUBIC)) for image in images]
+    keep = np.linspace(0, len(images) - 1, n).round().astype(int)
+    return np.stack([resized[i] for i in keep])
+
+
+def source_frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def shapes_of(method: Callable, clips: list[Path], video: dict) -> list[tuple]:
+    return [method(path, video).shape for path in clips]
+
+
+def bench_dataprep(
+    clips: list[Path], repeats: int, settings: dict[str, dict] | None = None
+) -> dict:
+    """Source frames turned into model-ready frames per second, for each video setting."""
+    settings = settings or {"scoring": SCORE_VIDEO, "training": TRAIN_VIDEO}
+    methods = {
+        "load_clip": lambda path, video: load_clip(path, **video).frames,
+        "decode_then_resize": lambda path, video: decode_then_resize(path, **video),
+    }
+    decoded = sum(source_frames(path) for path in clips)
+    results, summary = {}, []
+    for name, video in settings.items():
+        for method in methods.values():
+            method(clips[0], video)  # warm-up: imports, allocator, codec setup
+        seconds: dict[str, list[float]] = {m: [] for m in methods}
+        shapes: dict[str, list[tuple]] = {}
+        for _ in range(repeats):
+            for m, method in methods.items():
+                elapsed, out = timed(shapes_of, method, clips, video)
+                seconds[m].append(elapsed)
+                shapes[m] = out
+        if shapes["load_clip"] != shapes["decode_then_resize"]:
+            raise RuntimeError(
+                f"dataprep {name}: the two methods disagree on frame shapes: "
+                f"{shapes}; compare their sizing rules"
+            )
+        fast, slow = best(seconds["load_clip"]), best(seconds["decode_then_resize"])
+        results[name] = {
+            "video": video,
+            "output_shape_first_clip": list(shapes["load_clip"][0]),
+            "seconds": {m: [round(t, 3) for t in ts] for m, ts in seconds.items()},
+            "frames_per_s": {
+                "load_clip": round(decoded / fast, 1),
+                "decode_then_resize": round(decoded / slow, 1),
+            },
+            "speedup": round(slow / fast, 2),
+        }
+        for m, rate in results[name]["frames_per_s"].items():
+            summary.append({"measure": f"{name} settings, {m}", "value": rate, "unit": "frames/s"})
+        summary.append(
+            {
+                "measure": f"{name} settings, load_clip speed-up",
+                "value": results[name]["speedup"],
+                "unit": "x",
+            }
+        )
+    first = clips[0]
+    with av.open(str(first)) as container:
+        stream = container.streams.video[0]
+        size = f"{stream.width}x{stream.height} at {float(stream.average_rate):g} fps"
+    run_settings = {
+        "clips": len(clips),
+        "source_frames": decoded,
+        "clip": size,
+        "repeats": repeats,
+        "frames_per_s": "source frames decoded / seconds of the fastest pass",
+    }
+    return {"settings": run_settings, "results": results, "summary": summary}
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size, in MiB.
+
+    On Linux a child's ru_maxrss starts at its parent's peak (it is carried over fork and exec),
+    so a fresh process would report the benchmark runner's own 2 GB; the kernel's VmHWM counts
+    this process's memory only. Elsewhere ru_maxrss is used (KiB on Linux, bytes on macOS)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024**2 if sys.platform == "darwin" else 1024), 1)
+
+
+def score_task(model_dir: str, data_dir: str, videos: int, batch_size: int, out: str) -> dict:
+    from recipe_utils.prompts import load_prompt
+    from recipe_utils.scoring import Sampling, TransformersScorer, score_rows
+    from recipe_utils.videophy2 import load_rows
+
+    imported = peak_rss_mb()
+    rows = load_rows(data_dir, "test", limit=videos).rows
+    sampling = Sampling(greedy=True, max_tokens=16)
+    scorer = TransformersScorer(model_dir, load_prompt(PROMPT), SCORE_VIDEO, sampling, device="cpu")
+    score_rows(scorer, rows, out, batch_size=batch_size)
+    return {"peak_rss_mb": peak_rss_mb(), "rss_after_imports_mb": imported}
+
+
+def sft_task(model_dir: str, dataset: str, steps: int, out: str) -> dict:
+    from recipe_utils.train import SFTSettings, train_sft
+
+    imported = peak_rss_mb()
+    settings = SFTSettings(steps=steps, batch_size=4, save_every=steps, device="cpu")
+    train_sft(model_dir, dataset, out, settings)
+    return {"peak_rss_mb": peak_rss_mb(), "rss_after_imports_mb": imported, **asdict(settings)}
+
+
+def in_fresh_process(task: Callable[..., dict], *args) -> dict:
+    """Run `task` in a new interpreter, so its peak memory is not mixed with another task's."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(task, *args).result()
+
+
+def bench_memory(model_dir: Path, data_dir: Path, plan: Plan, work: Path) -> dict:
+    from recipe_utils.videophy2 import prepare
+
+    videos, batch = 16, 8
+    scoring = in_fresh_process(
+        score_task, str(model_dir), str(data_dir), videos, batch, str(work / "mem_scores")
+    )
+    dataset = prepare(data_dir, "train", work / "sft_data", PROMPT, **SMOKE_SFT_VIDEO)
+    sft = in_fresh_process(
+        sft_task, str(model_dir), str(dataset), plan.sft_steps, str(work / "mem_sft")
+    )
+    summary = [
+        {
+            "measure": f"peak RSS, scoring {videos} videos (batch {batch})",
+            "value": scoring["peak_rss_mb"],
+            "unit": "MiB",
+        },
+        {
+            "measure": f"peak RSS, SFT {plan.sft_steps} steps (batch 4)",
+            "value": sft["peak_rss_mb"],
+            "unit": "MiB",
+        },
+        {
+            "measure": "RSS after imports (torch, transformers)",
+            "value": scoring["rss_after_imports_mb"],
+            "unit": "MiB",
+        },
+    ]
+    settings = {
+        "model": "tiny Qwen2.5-VL",
+        "scoring_video": SCORE_VIDEO,
+        "sft_video": SMOKE_SFT_VIDEO,
+        "measure": "VmHWM (ru_maxrss off Linux), one fresh process per task",
+    }
+    return {"settings": settings, "results": {"scoring": scoring, "sft": sft}, "summary": summary}
+
+
+# ----------------------------------------------------------------------------- course
+
+
+def cell_source(cell: dict) -> str:
+    source = cell.get("source", "")
+    text = "".join(source) if isinstance(source, list) else source
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def bench_course(folder: Path) -> dict:
+    """Wall time per notebook and the slowest cells, from papermill's per-cell durations."""
+    notebooks = sorted(folder.glob("*.ipynb"))
+    settings = {"folder": str(folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder)}
+    if not notebooks:
+        reason = (
+            f"no executed notebooks in {settings['folder']}; run `make course` "
+            "(or `python bench/run.py --course`)"
+        )
+        return {"settings": settings, "results": {}, "summary": [], "skipped": reason}
+    per_notebook, cells = {}, []
+    for path in notebooks:
+        notebook = json.loads(path.read_text())
+        durations = []
+        for index, cell in enumerate(notebook["cells"]):
+            seconds = cell.get("metadata", {}).get("papermill", {}).get("duration")
+            if seconds is not None:
+                durations.append(seconds)
+                cells.append(
+                    {
+                        "notebook": path.name,
+                        "cell": index,
+                        "seconds": round(seconds, 2),
+                        "source": cell_source(cell),
+                    }
+                )
+        whole = notebook.get("metadata", {}).get("papermill", {}).get("duration")
+        per_notebook[path.name] = round(whole if whole is not None else sum(durations), 2)
+    slowest = sorted(cells, key=lambda c: -c["seconds"])[:3]
+    total = round(sum(per_notebook.values()), 2)
+    summary = [
+        {"measure": f"{name} wall time", "value": s, "unit": "s"}
+        for name, s in per_notebook.items()
+    ]
+    summary.append({"measure": "course total", "value": total, "unit": "s"})
+    summary += [
+        {
+            "measure": f"slow cell: {c['notebook']} [{c['cell']}] `{c['source'][:40]}`",
+            "value": c["seconds"],
+            "unit": "s",
+        }
+        for c in slowest
+    ]
+    results = {"notebooks": per_notebook, "total_s": total, "slowest_cells": slowest}
+    return {"settings": settings, "results": results, "summary": summary}
+
+
+def run_course() -> None:
+    subprocess.run(
+        [sys.executable, "-m", "recipe_utils", "course", "--profile", "smoke"], cwd=REPO, check=True
+    )
+
+
+# ----------------------------------------------------------------------------- gpu
+
+
+def bench_gpu(clip: Path, plan: Plan) -> dict:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {
+            "settings": {},
+            "results": {},
+            "summary": [],
+            "skipped": "no CUDA device here (torch.cuda.is_available() is False)",
+        }
+    from gpu import profile_7b
+
+    return profile_7b(clip, plan.gpu_batch_sizes, plan.gpu_new_tokens, PROMPT, SCORE_VIDEO)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def run_benchmarks(names: list[str], plan: Plan, results_dir: Path, course_dir: Path) -> None:
+    from recipe_utils.synthetic import generate
+    from recipe_utils.tiny import build_tiny_model
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        model_dir = build_tiny_model(work / "model")
+        data_dir = generate(work / "synth", n_train=16, n_test=plan.score_videos)
+        clips = make_clips(work / "clips", plan)
+        jobs = {
+            "scoring": lambda: bench_scoring(model_dir, data_dir, plan, work),
+            "dataprep": lambda: bench_dataprep(clips, plan.prep_repeats),
+            "memory": lambda: bench_memory(model_dir, data_dir, plan, work),
+            "course": lambda: bench_course(course_dir),
+            "gpu": lambda: bench_gpu(clips[0], plan),
+        }
+        for name in names:
+            print(f"benchmark {name} ...", flush=True)
+            elapsed, outcome = timed(jobs[name])
+            path = save_result(name, results_dir=results_dir, **outcome)
+            print(f"  {elapsed:.0f}s -> {path}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="less work: under 5 min on 2 cores")
+    parser.add_argument("--course", action="store_true", help="run the smoke course first")
+    parser.add_argument("--report", action="store_true", help="only rebuild the README table")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
+    parser.add_argument(
+        "--course-dir",
+        type=Path,
+        default=COURSE_DIR,
+        help="executed notebooks to time (default: runs/smoke)",
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder of JSON results")
+    parser.add_argument("--readme", type=Path, default=README, help="README holding the table")
+    args = parser.parse_args(argv)
+    if not args.report:
+        if args.course:
+            run_course()
+        plan = QUICK if args.quick else FULL
+        run_benchmarks(list(args.only or BENCHMARKS), plan, args.results, args.course_dir)
+    print(write_readme(args.readme, args.results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

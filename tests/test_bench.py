@@ -1,0 +1,185 @@
+"""The benchmark runner: results files carry their machine and settings, and the README table
+is generated from those files only."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recipe_utils.video import load_clip, write_clip
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+TINY_VIDEO = {"small": {"fps": 4, "max_pixels": 4 * 28 * 28}}  # 84x112 clips come out 28x56
+MARKERS = "# Benchmarks\n\n{start}\nstale table\n{end}\n\nNotes stay.\n"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """The bench/ scripts, importable as modules (bench/ is not a package)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(BENCH))
+        import gpu
+        import report
+        import run
+
+        yield type("Bench", (), {"run": run, "report": report, "gpu": gpu})
+    for name in ("run", "report", "gpu"):
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def clips(bench, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    paths = []
+    for seed in range(2):
+        path = folder / f"clip_{seed}.mp4"
+        write_clip(path, bench.run.pattern_frames(12, 84, 112, seed), fps=8)
+        paths.append(path)
+    return paths
+
+
+def readme_with_markers(bench, path: Path) -> Path:
+    r = bench.report
+    path.write_text(MARKERS.format(start=r.TABLE_START, end=r.TABLE_END))
+    return path
+
+
+def table_row(table: str, measure: str) -> list[str]:
+    rows = [line for line in table.splitlines() if f"| {measure} |" in line]
+    assert len(rows) == 1, f"expected one row for {measure!r} in\n{table}"
+    return [cell.strip() for cell in rows[0].strip("|").split("|")]
+
+
+def test_decode_then_resize_gives_load_clip_frames(bench, clips):
+    fast = load_clip(clips[0], **TINY_VIDEO["small"]).frames
+    slow = bench.run.decode_then_resize(clips[0], **TINY_VIDEO["small"])
+    assert slow.shape == fast.shape == (6, 28, 56, 3)  # 1.5 s at 4 fps
+    assert np.abs(slow.astype(int) - fast.astype(int)).mean() < 8  # same frames, other filter
+
+
+def test_dataprep_result_and_readme_table_come_from_the_file(bench, clips, tmp_path):
+    outcome = bench.run.bench_dataprep(clips, repeats=1, settings=TINY_VIDEO)
+    results = tmp_path / "results"
+    path = bench.report.save_result("dataprep", results_dir=results, **outcome)
+    record = json.loads(path.read_text())
+    assert {"benchmark", "date", "machine", "settings", "results", "summary"} <= set(record)
+    assert {"cpu", "cores", "torch", "gpu"} <= set(record["machine"])
+    assert record["settings"]["clips"] == 2 and record["settings"]["source_frames"] == 24
+    assert set(record["results"]["small"]["frames_per_s"]) == {"load_clip", "decode_then_resize"}
+
+    readme = readme_with_markers(bench, tmp_path / "README.md")
+    table = bench.report.write_readme(readme, results)
+    measure = "small settings, load_clip speed-up"
+    value = next(r["value"] for r in record["summary"] if r["measure"] == measure)
+    assert table_row(table, measure)[2] == f"{value:g} x"
+    assert "stale table" not in readme.read_text() and "Notes stay." in readme.read_text()
+
+    # Edit the file: the regenerated table follows it.
+    for row in record["summary"]:
+        if row["measure"] == measure:
+            row["value"] = 123.25
+    path.write_text(json.dumps(record))
+    table = bench.report.write_readme(readme, results)
+    assert table_row(table, measure)[2] == "123.25 x"
+    assert table in readme.read_text()
+
+
+def test_readme_without_markers_is_refused(bench, tmp_path):
+    bench.report.save_result("x", {}, {}, [{"measure": "m", "value": 1.0}], tmp_path / "r")
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="README.md: the table markers are missing"):
+        bench.report.write_readme(readme, tmp_path / "r")
+
+
+def test_skipped_benchmark_is_listed_with_its_reason(bench, tmp_path):
+    outcome = bench.run.bench_course(tmp_path / "no_runs")
+    assert "make course" in outcome["skipped"]
+    bench.report.save_result("course", results_dir=tmp_path / "r", **outcome)
+    table = bench.report.table(bench.report.load_results(tmp_path / "r"))
+    assert "| course | not measured: no executed notebooks" in table
+
+
+def test_course_times_come_from_papermill_durations(bench, tmp_path):
+    def cell(seconds, source):
+        return {
+            "cell_type": "code",
+            "source": source,
+            "metadata": {"papermill": {"duration": seconds}},
+        }
+
+    cells = [
+        cell(0.5, "import x\n"),
+        cell(7.0, ["scores = score()\n", "show(scores)"]),
+        {"cell_type": "markdown", "source": "# title", "metadata": {}},
+        cell(3.0, ""),
+    ]
+    notebook = {"cells": cells, "metadata": {"papermill": {"duration": 11.0}}}
+    (tmp_path / "02_zero_shot_scoring.ipynb").write_text(json.dumps(notebook))
+    outcome = bench.run.bench_course(tmp_path)
+    assert outcome["results"]["notebooks"] == {"02_zero_shot_scoring.ipynb": 11.0}
+    slowest = outcome["results"]["slowest_cells"]
+    assert [(c["cell"], c["seconds"], c["source"]) for c in slowest] == [
+        (1, 7.0, "scores = score()"),
+        (3, 3.0, ""),
+        (0, 0.5, "import x"),
+    ]
+
+
+def test_gpu_profile_splits_time_on_a_tiny_model(bench, clips):
+    """The GPU section cannot run here; its timing code runs on CPU with the tiny sizes."""
+    import torch
+
+    from recipe_utils.prompts import PROMPTS_DIR, load_prompt
+    from recipe_utils.tiny import TEXT_SIZES, VISION_SIZES, build_processor, build_tokenizer
+    from recipe_utils.videophy2 import build_messages
+
+    processor = build_processor(build_tokenizer())
+    processor.tokenizer.padding_side = "left"
+    text = dict(TEXT_SIZES, vocab_size=len(processor.tokenizer))
+    model = bench.gpu.build_model(processor, text, VISION_SIZES, "cpu", torch.float32)
+    video = {"fps": 4, "total_pixels": 4 * 28 * 56}
+    clip = load_clip(clips[0], **video)
+    messages = build_messages(
+        {"id": "a", "video": str(clips[0])},
+        load_prompt(PROMPTS_DIR / "video_reward.yaml"),
+        video,
+        False,
+    )
+    rows = bench.gpu.profile(model, processor, messages, clip, (1, 2), 3, "cpu", tflops=989.0)
+    assert [r["batch_size"] for r in rows] == [1, 2]
+    assert rows[1]["vision_patches"] == 2 * rows[0]["vision_patches"]
+    parts = ("vision_s", "prefill_s", "decode_s", "total_s", "prefill_share_of_peak")
+    assert all(part in row for part in parts for row in rows)
+
+
+def test_compute_bound_is_two_flops_per_parameter_and_token(bench):
+    row = {
+        "batch_size": 2,
+        "prompt_tokens": 100,
+        "vision_patches": 400,
+        "vision_s": 1.0,
+        "prefill_s": 2.0,
+        "decode_s": 4.0,
+        "total_s": 7.0,
+    }
+    counts = {"vision": 10**9, "layers": 5 * 10**9, "head": 10**9}
+    out = bench.gpu.add_bounds(row, counts, new_tokens=3, tflops=1000.0, tbps=2.0)
+    assert out["vision_bound_s"] == pytest.approx(2 * 1e9 * 400 / 1e15)
+    assert out["prefill_bound_s"] == pytest.approx(2 * (5e9 * 100 + 1e9) * 2 / 1e15, rel=1e-3)
+    assert out["decode_bound_s"] == pytest.approx(2 * 6e9 * 2 * 2 / 1e15)
+    assert out["decode_share_of_peak"] == pytest.approx(out["decode_bound_s"] / 4.0, rel=1e-3)
+    assert out["decode_weight_read_bound_s"] == pytest.approx(2 * 6e9 * 2 / 2e12)
+    assert out["videos_per_s"] == pytest.approx(2 / 7.0, rel=1e-3)
+
+
+def test_committed_readme_matches_committed_results(bench):
+    results = BENCH / "results"
+    if not list(results.glob("*.json")):
+        pytest.skip("no benchmark results recorded yet")
+    table = bench.report.table(bench.report.load_results(results))
+    assert table in (BENCH / "README.md").read_text(), "run `python bench/run.py --report`"
