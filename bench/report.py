@@ -88,7 +88,9 @@ def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
 
 
 def describe_machine(machine: dict) -> str:
-    where = machine["gpu"] or f"{machine['cpu']}, {machine['usable_cores']} cores"
+    threads = machine["torch_threads"]
+    cpu = f"{machine['cpu']}, {machine['usable_cores']} cores, {threads} torch thread(s)"
+    where = machine["gpu"] or cpu
     return f"{where}, torch {machine['torch']}"
 
 

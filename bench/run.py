@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import resource
 import subprocess
 import sys
@@ -41,8 +42,6 @@ BENCHMARKS = ("scoring", "dataprep", "memory", "course", "gpu")
 # The published recipe's scoring budget, and its training budget (RECIPE_FACTS.md).
 SCORE_VIDEO = {"fps": 16, "total_pixels": 8192 * 28 * 28}
 TRAIN_VIDEO = {"fps": 1, "max_pixels": 81920}
-# The smoke course's conversation data: the synthetic 112 x 112 clips at 4 fps, unresized.
-SMOKE_SFT_VIDEO = {"fps": 4, "max_pixels": 12544}
 
 
 @dataclass(frozen=True)
@@ -65,19 +64,19 @@ class Plan:
 
 
 QUICK = Plan(
-    score_videos=32,
+    score_videos=64,
     score_repeats=3,
-    prep_clips=3,
-    prep_repeats=2,
-    sft_steps=4,
+    prep_clips=4,
+    prep_repeats=3,
+    sft_steps=10,
     gpu_batch_sizes=(1, 4),
 )
 FULL = Plan(
-    score_videos=64,
-    score_repeats=3,
-    prep_clips=6,
-    prep_repeats=3,
-    sft_steps=10,
+    score_videos=128,
+    score_repeats=5,
+    prep_clips=8,
+    prep_repeats=5,
+    sft_steps=20,
     gpu_batch_sizes=(1, 2, 4, 8, 16, 32),
 )
 
@@ -289,12 +288,20 @@ def peak_rss_mb() -> float:
     return round(peak / (1024**2 if sys.platform == "darwin" else 1024), 1)
 
 
+def imported_rss_mb() -> float:
+    """Peak RSS once torch and the Qwen2.5-VL model code are loaded: the floor of every task."""
+    import torch  # noqa: F401
+    from transformers import Qwen2_5_VLForConditionalGeneration  # noqa: F401
+
+    return peak_rss_mb()
+
+
 def score_task(model_dir: str, data_dir: str, videos: int, batch_size: int, out: str) -> dict:
     from recipe_utils.prompts import load_prompt
     from recipe_utils.scoring import Sampling, TransformersScorer, score_rows
     from recipe_utils.videophy2 import load_rows
 
-    imported = peak_rss_mb()
+    imported = imported_rss_mb()
     rows = load_rows(data_dir, "test", limit=videos).rows
     sampling = Sampling(greedy=True, max_tokens=16)
     scorer = TransformersScorer(model_dir, load_prompt(PROMPT), SCORE_VIDEO, sampling, device="cpu")
@@ -302,13 +309,24 @@ def score_task(model_dir: str, data_dir: str, videos: int, batch_size: int, out:
     return {"peak_rss_mb": peak_rss_mb(), "rss_after_imports_mb": imported}
 
 
-def sft_task(model_dir: str, dataset: str, steps: int, out: str) -> dict:
+def sft_task(model_dir: str, dataset: str, trainer: dict, out: str) -> dict:
     from recipe_utils.train import SFTSettings, train_sft
 
-    imported = peak_rss_mb()
-    settings = SFTSettings(steps=steps, batch_size=4, save_every=steps, device="cpu")
-    train_sft(model_dir, dataset, out, settings)
-    return {"peak_rss_mb": peak_rss_mb(), "rss_after_imports_mb": imported, **asdict(settings)}
+    imported = imported_rss_mb()
+    train_sft(model_dir, dataset, out, SFTSettings(**trainer))
+    return {"peak_rss_mb": peak_rss_mb(), "rss_after_imports_mb": imported}
+
+
+def smoke_sft(steps: int) -> tuple[dict, dict]:
+    """The smoke profile's SFT video settings and trainer settings, cut to `steps` on CPU."""
+    from dataclasses import fields
+
+    from recipe_utils.config import load_config
+    from recipe_utils.train import SFTSettings
+
+    sft = load_config("smoke")["sft"]
+    trainer = {f.name: sft[f.name] for f in fields(SFTSettings) if f.name in sft}
+    return sft["video"], dict(trainer, steps=steps, save_every=steps, device="cpu")
 
 
 def in_fresh_process(task: Callable[..., dict], *args) -> dict:
@@ -325,10 +343,9 @@ def bench_memory(model_dir: Path, data_dir: Path, plan: Plan, work: Path) -> dic
     scoring = in_fresh_process(
         score_task, str(model_dir), str(data_dir), videos, batch, str(work / "mem_scores")
     )
-    dataset = prepare(data_dir, "train", work / "sft_data", PROMPT, **SMOKE_SFT_VIDEO)
-    sft = in_fresh_process(
-        sft_task, str(model_dir), str(dataset), plan.sft_steps, str(work / "mem_sft")
-    )
+    video, trainer = smoke_sft(plan.sft_steps)
+    dataset = prepare(data_dir, "train", work / "sft_data", PROMPT, **video)
+    sft = in_fresh_process(sft_task, str(model_dir), str(dataset), trainer, str(work / "mem_sft"))
     summary = [
         {
             "measure": f"peak RSS, scoring {videos} videos (batch {batch})",
@@ -336,12 +353,12 @@ def bench_memory(model_dir: Path, data_dir: Path, plan: Plan, work: Path) -> dic
             "unit": "MiB",
         },
         {
-            "measure": f"peak RSS, SFT {plan.sft_steps} steps (batch 4)",
+            "measure": f"peak RSS, SFT {trainer['steps']} steps (batch {trainer['batch_size']})",
             "value": sft["peak_rss_mb"],
             "unit": "MiB",
         },
         {
-            "measure": "RSS after imports (torch, transformers)",
+            "measure": "peak RSS after importing torch and transformers",
             "value": scoring["rss_after_imports_mb"],
             "unit": "MiB",
         },
@@ -349,7 +366,8 @@ def bench_memory(model_dir: Path, data_dir: Path, plan: Plan, work: Path) -> dic
     settings = {
         "model": "tiny Qwen2.5-VL",
         "scoring_video": SCORE_VIDEO,
-        "sft_video": SMOKE_SFT_VIDEO,
+        "sft_video": video,
+        "sft": trainer,
         "measure": "VmHWM (ru_maxrss off Linux), one fresh process per task",
     }
     return {"settings": settings, "results": {"scoring": scoring, "sft": sft}, "summary": summary}
@@ -461,12 +479,23 @@ def run_benchmarks(names: list[str], plan: Plan, results_dir: Path, course_dir: 
             print(f"  {elapsed:.0f}s -> {path}", flush=True)
 
 
+def set_threads(threads: int) -> None:
+    """Fix torch's CPU threads here and in the processes this one starts. On a CPU shared with
+    other jobs, one thread per core makes each parallel region wait for a descheduled thread:
+    the same tiny-model `generate` call then takes anywhere from 0.03 s to 1.5 s."""
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="less work: under 5 min on 2 cores")
     parser.add_argument("--course", action="store_true", help="run the smoke course first")
     parser.add_argument("--report", action="store_true", help="only rebuild the README table")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument(
         "--course-dir",
         type=Path,
@@ -479,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report:
         if args.course:
             run_course()
+        set_threads(args.threads)
         plan = QUICK if args.quick else FULL
         run_benchmarks(list(args.only or BENCHMARKS), plan, args.results, args.course_dir)
     print(write_readme(args.readme, args.results))

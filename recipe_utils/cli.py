@@ -7,6 +7,7 @@ in a cell can also be done from a shell on a GPU machine.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -33,6 +34,52 @@ def cmd_course(args: argparse.Namespace) -> None:
             print(f"{name}: {folder / name}")
 
 
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from .videophy2 import prepare
+
+    print(prepare(args.source, args.split, args.out, args.prompt, balance_labels=args.balance_labels,
+                  limit=args.limit, fps=args.fps, max_pixels=args.max_pixels, seed=args.seed))
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from .scoring import Sampling, score_split
+
+    sampling = Sampling(n=args.samples, max_tokens=args.max_tokens, greedy=args.greedy,
+                        temperature=args.temperature, seed=args.seed)
+    video = {"fps": args.fps, "total_pixels": args.total_pixels}
+    options = {"tensor_parallel_size": args.tensor_parallel_size} if args.backend == "vllm" else {}
+    print(score_split(args.model, args.source, args.split, args.out, args.prompt, video, sampling,
+                      backend=args.backend, limit=args.limit, batch_size=args.batch_size, **options))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .metrics import evaluate
+
+    metrics = evaluate(args.predictions, args.out)
+    keys = ("n", "accuracy", "pearson", "spearman", "mae", "within1", "parse_failure_rate")
+    print(json.dumps({k: metrics[k] for k in keys}, indent=2))
+    print(f"written: {args.out}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .config import load_config, run_dir
+    from .pipeline import train_stage
+
+    config = load_config(args.profile, dict(args.set or []))
+    print(train_stage(args.kind, config, run_dir(config, args.out), executor=args.executor,
+                      force=args.force))
+
+
+def setting(text: str) -> tuple[str, object]:
+    """`key=value` with a YAML value: `sft.steps=50`, `grpo.kl_beta=0.1`."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m recipe_utils",
@@ -52,6 +99,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same benchmark")
     p.set_defaults(func=cmd_synth)
 
+    p = sub.add_parser("prepare", help="build a conversation dataset (save_to_disk) for training")
+    p.add_argument("--source", required=True, help="hub id, .jsonl/.parquet/.csv file, or benchmark folder")
+    p.add_argument("--split", help="split name (hub split or FOLDER/SPLIT.jsonl)")
+    p.add_argument("--out", required=True, help="folder for the saved dataset")
+    p.add_argument("--prompt", default="prompts/video_reward.yaml", help="prompt YAML file")
+    p.add_argument("--balance-labels", action="store_true", help="resample every pc value to equal counts")
+    p.add_argument("--limit", type=int, help="use at most this many rows")
+    p.add_argument("--fps", type=float, default=1, help="frames per second the trainer samples")
+    p.add_argument("--max-pixels", type=int, default=81920, help="pixels per frame while training")
+    p.add_argument("--seed", type=int, default=0, help="seed for label balancing")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("score", help="score videos 1..5 into DIR/predictions.jsonl (resumable)")
+    p.add_argument("--model", required=True, help="model folder or hub id")
+    p.add_argument("--source", required=True, help="hub id, .jsonl/.parquet/.csv file, or benchmark folder")
+    p.add_argument("--split", help="split name")
+    p.add_argument("--out", required=True, help="output folder (predictions.jsonl, report.html)")
+    p.add_argument("--backend", choices=["transformers", "vllm"], default="transformers")
+    p.add_argument("--prompt", default="prompts/video_reward.yaml", help="prompt YAML file")
+    p.add_argument("--limit", type=int, help="score at most this many videos")
+    p.add_argument("--samples", type=int, default=1, help="answers sampled per video")
+    p.add_argument("--batch-size", type=int, default=8, help="videos per generate call")
+    p.add_argument("--fps", type=float, default=16, help="frames per second sampled (recipe: 16)")
+    p.add_argument("--total-pixels", type=int, default=8192 * 28 * 28, help="pixel budget per clip")
+    p.add_argument("--max-tokens", type=int, default=4096, help="longest answer in tokens")
+    p.add_argument("--temperature", type=float, default=0.6, help="sampling temperature")
+    p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+    p.add_argument("--seed", type=int, default=1, help="sampling seed")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per vLLM engine")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("evaluate", help="metrics.json from a predictions.jsonl")
+    p.add_argument("--predictions", required=True, help="predictions.jsonl written by `score`")
+    p.add_argument("--out", required=True, help="metrics.json to write")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="fine-tune with SFT or GRPO, locally or with cosmos-rl")
+    p.add_argument("kind", choices=["sft", "grpo"])
+    p.add_argument("--executor", choices=["local", "cosmos-rl"], help="default: the profile's")
+    p.add_argument("--profile", "--config", default="smoke", help="profile name or YAML path")
+    p.add_argument("--out", help="run folder (default: the profile's run_dir)")
+    p.add_argument("--set", type=setting, action="append", metavar="KEY=VALUE",
+                   help="override a profile setting, e.g. sft.steps=50 (repeatable)")
+    p.add_argument("--force", action="store_true", help="GRPO: allow kl_beta = 0")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("course", help="run the notebooks headless with papermill")
     p.add_argument("--profile", default="smoke", help="smoke, full, or a path to a profile YAML")
     p.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (e.g. 01 03)")
@@ -66,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.func(args)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, FileNotFoundError, PermissionError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -74,3 +74,26 @@ def write_report(records: list[dict], out: str | Path, frames: int = 4, title: s
         f"<th>expected score</th><th>raw answer(s)</th></tr>{rows}</table></body></html>"
     )
     return out
+
+
+def clip_browser(rows: list[dict]):
+    """An ipywidgets browser: pick a clip, watch it, read its caption, labels and broken rules."""
+    import ipywidgets as widgets
+
+    options = [(f"{row['id']} · pc={row['pc']} · {row['caption'][:50]}", i) for i, row in enumerate(rows)]
+    picker = widgets.Dropdown(options=options, description="clip", layout={"width": "90%"})
+    player, info = widgets.HTML(), widgets.HTML()
+
+    def show(change: dict | None = None) -> None:
+        row = rows[picker.value]
+        data = base64.b64encode(Path(row["video"]).read_bytes()).decode()
+        player.value = (f'<video src="data:video/mp4;base64,{data}" width="336" controls autoplay loop '
+                        "muted></video>")
+        broken = "".join(f"<li>{html.escape(r)}</li>" for r in row["physics_rules_unfollowed"]) or "<li>none</li>"
+        info.value = (f"<b>{html.escape(row['caption'])}</b><br>physical commonsense pc = {row['pc']}, "
+                      f"semantic adherence sa = {row['sa']}, generator {html.escape(row['model_name'])}, "
+                      f"category {html.escape(row['category'])}<br>rules not followed:<ul>{broken}</ul>")
+
+    picker.observe(show, names="value")
+    show()
+    return widgets.VBox([picker, widgets.HBox([player, info])])

@@ -376,3 +376,53 @@ def score_rows(scorer: Scorer, rows: list[dict], out_dir: str | Path, batch_size
             append_records(out, scorer.score(batch))
             bar.update(len(batch))
     return out
+
+
+def make_scorer(backend: str, model: str | Path, prompt: Prompt, video_settings: dict,
+                sampling: Sampling, **options) -> Scorer:
+    """`transformers` or `vllm`; options go to the backend (device, dtype, tensor_parallel_size)."""
+    if backend == "transformers":
+        return TransformersScorer(model, prompt, video_settings, sampling, **options)
+    if backend == "vllm":
+        return VllmScorer(model, prompt, video_settings, sampling, **options)
+    raise ValueError(f"unknown backend {backend!r}: use 'transformers' or 'vllm'")
+
+
+def score_split(model: str | Path, source: str | Path, split: str | None, out_dir: str | Path,
+                prompt_path: str | Path, video_settings: dict, sampling: Sampling | None = None,
+                backend: str = "transformers", limit: int | None = None, batch_size: int = 8,
+                videos_dir: str | Path | None = None, report: bool = True, **options) -> Path:
+    """Load a split, fetch its videos if they are remote, score what is not scored yet, and
+    write `predictions.jsonl` (and `report.html`) under `out_dir`."""
+    from .metrics import read_predictions
+    from .prompts import load_prompt
+    from .report import write_report
+    from .videophy2 import download_videos, load_rows
+
+    out_dir = ensure_writable(out_dir)
+    prompt = load_prompt(prompt_path)
+    rows = load_rows(source, split, limit).rows
+    if any(row["video"] is None for row in rows):
+        download_videos(rows, videos_dir or out_dir.parent)
+    rows = [row for row in rows if row["video"] is not None]
+    scorer = make_scorer(backend, model, prompt, video_settings, sampling or Sampling(), **options)
+    predictions = score_rows(scorer, rows, out_dir, batch_size, desc=f"scoring {Path(str(model)).name}")
+    if report:
+        write_report(read_predictions(predictions), out_dir / "report.html", title=f"{model} on {split}")
+    return predictions
+
+
+def sweep_checkpoints(checkpoints: dict[int, Path], out_dir: str | Path, **score_args) -> dict:
+    """Score the split with every checkpoint (each resumable in `out_dir/step_N`) and gather
+    accuracy and correlation per step, with the best step by each metric."""
+    from .metrics import evaluate, sweep_table
+
+    out_dir = Path(out_dir)
+    per_step = {}
+    for step, path in checkpoints.items():
+        folder = out_dir / f"step_{step}"
+        predictions = score_split(path, out_dir=folder, report=False, **score_args)
+        per_step[step] = evaluate(predictions, folder / "metrics.json")
+    table = sweep_table(per_step)
+    (out_dir / "sweep.json").write_text(json.dumps(table, indent=2, allow_nan=False))
+    return table

@@ -4,25 +4,27 @@ Each clip is a simple scene (a dropped ball, a throw, a sliding block, a two-bal
 falling beside a stack of boxes) simulated with plain kinematics, and then, on purpose, broken by
 zero or more violations from the five challenge classes of RECIPE_FACTS.md:
 
-    class          violation      severity  what the frames show
-    conservation   vanish         2         the object disappears and does not come back
-                   appear         2         the object pops into existence mid-clip
-                   resize         1         the object grows or shrinks by itself
-    gravity        hover          2         the object stops in mid-air for several frames
-                   fall_up        2         the object accelerates upwards instead of down
-                   slow_fall      1         the object drifts down at a constant slow speed
-    collision      pass_through   2         the moving ball passes through the resting one
-                   no_transfer    1         the moving ball stops dead, the other never moves
-    temporal       early_start    1         the struck ball starts moving before contact
-                   reverse        1         the object turns back with nothing to push it
-                   teleport       2         the object jumps to another place between frames
-    spatial        sink           1         the object sinks into the floor
-                   wall           1         the object moves into the solid wall
+    class          violation      what the frames show
+    conservation   vanish         the object disappears and does not come back
+                   appear         the object pops into existence mid-clip
+                   resize         the object grows or shrinks by itself
+    gravity        hover          the object stops in mid-air and stays there
+                   fall_up        the object accelerates upwards instead of down
+                   slow_fall      the object drifts down at a slow constant speed
+    collision      pass_through   the moving ball passes through the resting one
+                   no_transfer    the moving ball stops dead, the other never moves
+    temporal       early_start    the struck ball starts moving before contact
+                   reverse        the object turns back with nothing to push it
+                   teleport       the object jumps to another place between frames
+    spatial        sink           the object sinks into the floor
+                   wall           the object moves into the solid wall
 
-Ground truth: ``pc = max(1, 5 - total severity)``. A clean clip is 5; one minor violation is 4;
-one major (or two minor) is 3, and so on down to 1. The generator picks the target ``pc`` first
-(from a label mix that, for train, is imbalanced like VideoPhy-2 with 4 the most frequent) and then
-draws violations whose severities add up to exactly ``5 - pc`` (4 for ``pc = 1``).
+Ground truth: ``pc = max(1, 5 - number of violations)``. A clean clip is 5, one violation 4,
+and so on down to 1 for four. Each violation leaves evidence that stays in the frames (an object
+missing, in the air, inside the floor or wall, resized, displaced) so that the task is learnable
+from a few frames. The generator picks the target ``pc`` first (from a label mix that, for
+train, is imbalanced like VideoPhy-2 with 4 the most frequent) and then draws ``5 - pc``
+compatible violations for the scene.
 """
 
 from __future__ import annotations
@@ -57,21 +59,6 @@ CLASSES = {
     "teleport": "temporal",
     "sink": "spatial",
     "wall": "spatial",
-}
-SEVERITY = {
-    "vanish": 2,
-    "appear": 2,
-    "resize": 1,
-    "hover": 2,
-    "fall_up": 2,
-    "slow_fall": 1,
-    "pass_through": 2,
-    "no_transfer": 1,
-    "early_start": 1,
-    "reverse": 1,
-    "teleport": 2,
-    "sink": 1,
-    "wall": 1,
 }
 RULES = {
     "conservation": "Objects keep existing and keep their size (conservation of mass).",
@@ -114,8 +101,8 @@ COLORS = {
 
 
 def pc_for(violations: list[str]) -> int:
-    """The ground-truth rule: 5 minus the total severity, never below 1."""
-    return max(1, 5 - sum(SEVERITY[v] for v in violations))
+    """The ground-truth rule: 5 minus the number of violations, never below 1."""
+    return max(1, 5 - len(violations))
 
 
 @dataclass
@@ -162,7 +149,7 @@ def _ball(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, radius: float)
 
 def build_scene(kind: str, rng: np.random.Generator) -> Scene:
     """Physically plausible motion for one scene kind, randomised by `rng`."""
-    t, r = _times(), float(rng.uniform(7, 10))
+    t, r = _times(), float(rng.uniform(9, 12))
     if kind == "drop":
         x = np.full(FRAMES, rng.uniform(30, 80))
         return Scene(kind, [_ball(rng, x, _fall(rng.uniform(15, 35), 0.0, r), r)])
@@ -208,15 +195,13 @@ def apply_violation(scene: Scene, name: str, rng: np.random.Generator) -> None:
     elif name == "appear":
         body.visible[:k] = False
     elif name == "resize":
-        body.size = body.size * np.linspace(1.0, float(rng.choice([0.45, 1.8])), FRAMES)
+        body.size = body.size * np.linspace(1.0, float(rng.choice([0.4, 2.0])), FRAMES)
     elif name == "hover":
-        height = min(body.y[3], FLOOR - 40.0)
-        after = _fall(height, 0.0, float(body.size[0]))[: FRAMES - 10]
-        body.y = np.concatenate([body.y[:3], np.full(7, height), after])
+        body.y[3:] = min(body.y[3], FLOOR - 40.0)
     elif name == "fall_up":
         body.y = body.y[0] - 0.5 * GRAVITY * 0.6 * t**2
     elif name == "slow_fall":
-        body.y = np.minimum(body.y[0] + 25.0 * t, FLOOR - body.size[0])
+        body.y = np.minimum(body.y[0] + 15.0 * t, FLOOR - body.size[0])
     elif name in {"pass_through", "no_transfer", "early_start"}:
         mover, target = scene.bodies
         speed = (mover.x[1] - mover.x[0]) * FPS
@@ -234,27 +219,26 @@ def apply_violation(scene: Scene, name: str, rng: np.random.Generator) -> None:
         shift = float(rng.choice([-1, 1])) * rng.uniform(28, 40)
         body.x[k:] = np.clip(body.x[k:] + shift, 12, SIZE - 12)
     elif name == "sink":
-        depth = np.clip((t - t[k]) * 30.0, 0, None)
+        depth = np.clip((t - t[k]) * 45.0, 0, None)
         body.y = np.minimum(body.y, FLOOR - body.size) + depth
     elif name == "wall":
         speed = max(abs(body.x[2] - body.x[1]) * FPS, 45.0)
         body.x = np.minimum(body.x[0] + speed * t, WALL + 6.0)
     else:
-        raise ValueError(f"unknown violation {name!r}; known: {sorted(SEVERITY)}")
+        raise ValueError(f"unknown violation {name!r}; known: {sorted(CLASSES)}")
 
 
 def choose_violations(kind: str, pc: int, rng: np.random.Generator) -> list[str]:
-    """Violations allowed in `kind` whose severities add up to 5 - pc (at least 4 for pc = 1)."""
-    target = 5 - pc if pc > 1 else 4
-    options = SCENES[kind]
-    for _ in range(500):
+    """5 - pc violations allowed in `kind`, at most one from each conflicting group."""
+    target = 5 - pc
+    for _ in range(100):
         picked: list[str] = []
-        for name in rng.permutation(options):
-            total = sum(SEVERITY[v] for v in picked)
-            clash = any(name in group and group & set(picked) for group in CONFLICTS)
-            if total + SEVERITY[name] <= target and not clash:
+        if target == 0:
+            return picked
+        for name in rng.permutation(SCENES[kind]):
+            if not any(name in group and group & set(picked) for group in CONFLICTS):
                 picked.append(str(name))
-            if sum(SEVERITY[v] for v in picked) == target:
+            if len(picked) == target:
                 return sorted(picked)
     raise RuntimeError(f"no combination of violations gives pc={pc} in scene {kind!r}")
 
@@ -322,7 +306,7 @@ def make_row(split: str, index: int, seed: int) -> tuple[dict, np.ndarray]:
         "human_violated_rules": violations,
         "action": action,
         "category": CATEGORY[kind],
-        "is_hard": int(sum(SEVERITY[v] for v in violations) == 1),
+        "is_hard": int(len(violations) == 1),  # one violation: the subtlest clips
         "metadata_rules": json.dumps({v: CLASSES[v] for v in violations}),
         "upsampled_caption": text,
         "model_name": "synthetic",

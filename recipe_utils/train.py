@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .scoring import chat_inputs, clip_for, load_model
+from .scoring import chat_inputs, clip_for, load_model, repair_tail
 
 ASSISTANT_HEADER = "<|im_start|>assistant\n"
 
@@ -138,8 +138,9 @@ def checkpoints(out_dir: str | Path) -> dict[int, Path]:
     """Complete checkpoints under `out_dir/checkpoints/step_N`, by step."""
     found = {}
     for path in Path(out_dir, "checkpoints").glob("step_*"):
-        if (path / "trainer_state.pt").exists():
-            found[int(path.name.split("_")[1])] = path
+        step = path.name.removeprefix("step_")
+        if step.isdigit() and (path / "trainer_state.pt").exists():  # not a half-saved step_N.tmp
+            found[int(step)] = path
     return dict(sorted(found.items()))
 
 
@@ -185,7 +186,9 @@ def read_log(path: str | Path) -> list[dict]:
 
 
 def truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past `step`: a resumed run re-does those steps and logs them again."""
+    """Drop log lines past `step` (a resumed run re-does those steps and logs them again) and a
+    last line torn by a kill."""
+    repair_tail(path)
     kept = [e for e in read_log(path) if e["step"] <= step]
     path.write_text("".join(json.dumps(e) + "\n" for e in kept))
 
@@ -237,6 +240,201 @@ def train_sft(model_path: str | Path, dataset_path: str | Path, out_dir: str | P
         optimizer.zero_grad(set_to_none=True)
         append_log(log, {"step": step + 1, "loss": loss_sum, "lr": scheduler.get_last_lr()[0]})
         bar.set_postfix(loss=f"{loss_sum:.3f}")
+        if (step + 1) % s.save_every == 0 or step + 1 == s.steps:
+            save_checkpoint(out_dir, step + 1, model, processor, optimizer, scheduler)
+    return checkpoints(out_dir)[s.steps]
+
+
+@dataclass
+class GRPOSettings:
+    steps: int = 60
+    prompts_per_step: int = 4
+    generations: int = 8  # G completions per prompt
+    temperature: float = 0.9
+    max_new_tokens: int = 16
+    lr: float = 2e-6
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.01
+    warmup_steps: int = 5
+    max_grad_norm: float = 1.0
+    epsilon_low: float = 0.2
+    epsilon_high: float = 0.2
+    kl_beta: float = 0.05
+    save_every: int = 20
+    seed: int = 0
+    device: str = "auto"
+    force: bool = False  # allow kl_beta = 0
+    collapse_share: float = 0.8  # warn when one score takes this share of a step's answers
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+        if self.kl_beta < 0:
+            raise ValueError(f"kl_beta must be >= 0, got {self.kl_beta}")
+        if self.kl_beta == 0 and not self.force:
+            raise ValueError(
+                "kl_beta = 0 removes the pull towards the reference model; the published recipe "
+                "found that the policy then overfits (and drifts into answering one score). Keep "
+                "kl_beta > 0 (recipe: 0.05), or pass force=True (--force) to run without it."
+            )
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
+    """Rewards normalised within each prompt's group: (r - mean) / std. A group whose
+    completions all scored the same carries no signal and gets zero advantage."""
+    groups = rewards.view(-1, group_size)
+    mean = groups.mean(dim=1, keepdim=True)
+    std = groups.std(dim=1, keepdim=True, unbiased=False)
+    advantages = torch.where(std > eps, (groups - mean) / (std + eps), torch.zeros_like(groups))
+    return advantages.view(-1)
+
+
+def clipped_objective(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                      epsilon_low: float, epsilon_high: float) -> torch.Tensor:
+    """Per-token PPO surrogate to maximise: min(ratio * A, clip(ratio, 1-el, 1+eh) * A)."""
+    ratio = torch.exp(logp - old_logp)
+    adv = advantages.unsqueeze(-1)
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
+    return torch.minimum(ratio * adv, clipped * adv)
+
+
+def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token KL(policy || reference), the non-negative k3 estimator used by GRPO."""
+    delta = ref_logp - logp
+    return torch.exp(delta) - delta - 1
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over each sequence's completion tokens, then over sequences."""
+    per_sequence = (values * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    return per_sequence.mean()
+
+
+def completion_mask(completions: torch.Tensor, stop: list[int]) -> torch.Tensor:
+    """1 for generated tokens up to and including the first stop token, 0 after it."""
+    is_stop = torch.isin(completions, torch.tensor(stop, device=completions.device))
+    after_stop = (is_stop.cumsum(dim=1) - is_stop.long()) > 0
+    return (~after_stop).float()
+
+
+def expand_vision(inputs: dict, group: int) -> dict:
+    """Repeat each prompt's video tensors for its G completions (in generate's order)."""
+    grid = inputs["video_grid_thw"]
+    sizes = (grid.prod(dim=1)).tolist()
+    pixels = torch.split(inputs["pixel_values_videos"], sizes)
+    return {
+        "pixel_values_videos": torch.cat([p for p in pixels for _ in range(group)]),
+        "video_grid_thw": grid.repeat_interleave(group, dim=0),
+        "second_per_grid_ts": inputs["second_per_grid_ts"].repeat_interleave(group),
+    }
+
+
+def token_logprobs(model, sequences: torch.Tensor, attention: torch.Tensor, vision: dict,
+                   prompt_len: int) -> torch.Tensor:
+    """Log-probabilities of the completion tokens (positions after `prompt_len`)."""
+    logits = model(input_ids=sequences, attention_mask=attention, **vision).logits
+    logits = logits[:, prompt_len - 1:-1].float()
+    targets = sequences[:, prompt_len:]
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def prediction_histogram(texts: list[str]) -> dict[str, int]:
+    from .answers import parse_answer
+
+    counts = {str(k): 0 for k in range(1, 6)} | {"none": 0}
+    for text in texts:
+        pred = parse_answer(text)
+        counts[str(pred) if pred is not None else "none"] += 1
+    return counts
+
+
+def collapsed_score(histogram: dict[str, int], share: float) -> str | None:
+    """The score that took at least `share` of the parsed answers, if any (policy collapse)."""
+    parsed = {k: v for k, v in histogram.items() if k != "none"}
+    total = sum(parsed.values())
+    top = max(parsed, key=parsed.get)
+    return top if total and parsed[top] / total >= share else None
+
+
+def train_grpo(model_path: str | Path, dataset_path: str | Path, out_dir: str | Path,
+               settings: GRPOSettings | None = None) -> Path:
+    """GRPO with the dense accuracy + format reward, a clipped ratio and a KL pull to the start."""
+    import warnings
+
+    from .rewards import accuracy_reward, format_reward
+    from .scoring import stop_ids
+
+    s = settings or GRPOSettings()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start, weights = resume_point(out_dir, model_path)
+    model, processor = load_model(weights, s.device)
+    reference, _ = load_model(model_path, s.device)
+    reference.eval().requires_grad_(False)
+    data = Conversations(dataset_path, processor)
+    tokenizer = processor.tokenizer
+    tokenizer.padding_side = "left"
+    stop = stop_ids(tokenizer)
+    optimizer, scheduler = make_optimizer(model, s.lr, s.weight_decay, s.warmup_steps, s.steps, s.betas)
+    log = out_dir / "train_log.jsonl"
+    if start:
+        restore_optimizer(weights, optimizer, scheduler)
+    truncate_log(log, start)
+    (out_dir / "settings.json").write_text(json.dumps(asdict(s), indent=2))
+    bar = tqdm(range(start, s.steps), initial=start, total=s.steps, desc="grpo", unit="step")
+    for step in bar:
+        torch.manual_seed(s.seed * 7919 + step)
+        idx = batch_order(len(data), s.prompts_per_step, step, s.seed)
+        prompts = [data.prompt(i) for i in idx]
+        inputs = chat_inputs(processor, prompts, [clip_for(p) for p in prompts]).to(model.device)
+        model.eval()
+        with torch.no_grad():
+            sequences = model.generate(
+                **inputs, do_sample=True, temperature=s.temperature, top_k=None, top_p=None,
+                max_new_tokens=s.max_new_tokens, num_return_sequences=s.generations,
+                eos_token_id=stop, pad_token_id=tokenizer.pad_token_id)
+        prompt_len = inputs["input_ids"].shape[1]
+        completions = sequences[:, prompt_len:]
+        mask = completion_mask(completions, stop)
+        texts = tokenizer.batch_decode(completions * mask.long() + tokenizer.pad_token_id * (1 - mask.long()),
+                                       skip_special_tokens=True)
+        references = [data.reference(i) for i in idx for _ in range(s.generations)]
+        accuracy = torch.tensor([accuracy_reward(t, r) for t, r in zip(texts, references)])
+        fmt = torch.tensor([format_reward(t, r) for t, r in zip(texts, references)])
+        rewards = accuracy + fmt
+        advantages = group_advantages(rewards, s.generations).to(model.device)
+        attention = torch.cat([inputs["attention_mask"].repeat_interleave(s.generations, 0), mask.long()], 1)
+        vision = expand_vision(inputs, s.generations)
+        with torch.no_grad():
+            ref_logp = token_logprobs(reference, sequences, attention, vision, prompt_len)
+        model.train()
+        logp = token_logprobs(model, sequences, attention, vision, prompt_len)
+        old_logp = logp.detach()  # one update per batch (mu_iterations = 1): ratio is 1, gradient is not
+        surrogate = clipped_objective(logp, old_logp, advantages, s.epsilon_low, s.epsilon_high)
+        kl = kl_penalty(logp, ref_logp)
+        loss = -masked_mean(surrogate - s.kl_beta * kl, mask)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), s.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        histogram = prediction_histogram(texts)
+        entry = {
+            "step": step + 1,
+            "reward_mean": rewards.mean().item(),
+            "reward_std": rewards.view(-1, s.generations).std(dim=1, unbiased=False).mean().item(),
+            "accuracy_reward": accuracy.mean().item(),
+            "format_reward": fmt.mean().item(),
+            "kl": masked_mean(kl.detach(), mask).item(),
+            "response_length": mask.sum(dim=1).mean().item(),
+            "prediction_histogram": histogram,
+            "lr": scheduler.get_last_lr()[0],
+        }
+        append_log(log, entry)
+        bar.set_postfix(reward=f"{entry['reward_mean']:.2f}", kl=f"{entry['kl']:.3f}")
+        top = collapsed_score(histogram, s.collapse_share)
+        if top is not None:
+            warnings.warn(f"step {step + 1}: {histogram[top]} of the answers are {top}: the policy is "
+                          "collapsing onto one score (balance the labels, keep kl_beta > 0)", stacklevel=2)
         if (step + 1) % s.save_every == 0 or step + 1 == s.steps:
             save_checkpoint(out_dir, step + 1, model, processor, optimizer, scheduler)
     return checkpoints(out_dir)[s.steps]

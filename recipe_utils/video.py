@@ -67,15 +67,23 @@ def _decode_all(path: str | Path) -> tuple[list[np.ndarray], float]:
     with _open(path) as container:
         stream = container.streams.video[0]
         rate = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
+        declared = stream.frames
         frames = []
         try:
             for frame in container.decode(stream):
                 frames.append(frame.to_ndarray(format="rgb24"))
         except av.error.FFmpegError as exc:
-            if not frames:
-                raise VideoError(f"{path}: cannot decode any frame ({exc})") from exc
+            raise VideoError(
+                f"{path}: decoding stopped after {len(frames)} frames ({exc}); "
+                "the file is truncated or corrupt, re-download it"
+            ) from exc
     if not frames:
         raise VideoError(f"{path}: the video has no decodable frame (truncated?)")
+    if declared and len(frames) < declared - 1:
+        raise VideoError(
+            f"{path}: only {len(frames)} of {declared} frames decode; the file is "
+            "truncated, re-download it"
+        )
     return frames, rate or 1.0
 
 
@@ -163,6 +171,11 @@ def load_clip(
 def write_clip(path: str | Path, frames: np.ndarray, fps: int) -> None:
     """Encode (T, H, W, 3) uint8 frames as an H.264 mp4, written whole or not at all."""
     path = Path(path)
+    height, width = frames.shape[1:3]
+    if height % 2 or width % 2:
+        raise ValueError(
+            f"{path}: H.264 needs even frame sides, got {height}x{width} (height x width); crop or pad"
+        )
     tmp = path.with_name(path.name + ".part")
     with av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)

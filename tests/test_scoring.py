@@ -1,0 +1,149 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from recipe_utils import scoring
+from recipe_utils.scoring import Sampling, TransformersScorer, VllmScorer
+from recipe_utils.videophy2 import load_rows
+
+VIDEO = {"fps": 4, "max_pixels": 112 * 112}
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_model, prompt):
+    return TransformersScorer(tiny_model, prompt, VIDEO, Sampling(max_tokens=6, greedy=True))
+
+
+def test_vote_and_expected_score():
+    assert scoring.vote([4, 4, 2, None]) == 4
+    assert scoring.vote([2, 4]) == 2  # ties go to the lower score
+    assert scoring.vote([None, None]) is None
+    assert scoring.expected_from_probs({1: 0.0, 2: 0.0, 3: 1.0, 4: 0.0, 5: 0.0}) == 3
+    assert scoring.expected_from_probs({4: 0.2, 5: 0.2}) == pytest.approx(4.5)  # renormalised
+
+
+@pytest.mark.parametrize(
+    "pieces, position",
+    [
+        (["<answer", ">\n", "4", "\n", "</", "answer", ">"], 2),
+        (["<think>", "x 3", "</think>", "\n\n", "<answer", ">\n", "2", "\n"], 6),
+        (["3", " <answer", ">", " ", "5"], 4),  # a digit before the tag is not the answer
+        (["no", " answer"], None),
+    ],
+)
+def test_answer_position(pieces, position):
+    assert scoring.answer_position(pieces) == position
+
+
+def test_scores_a_batch_with_one_record_per_video(scorer, synth):
+    rows = load_rows(synth, "test").rows[:3]
+    records = scorer.score(rows)
+    assert [r["id"] for r in records] == [r["id"] for r in rows]
+    for record, row in zip(records, rows):
+        assert record["pc"] == row["pc"] and len(record["raw"]) == 1
+        assert record["pred"] in {None, 1, 2, 3, 4, 5}
+        assert record["expected"] is None or 1 <= record["expected"] <= 5
+
+
+def test_batched_and_single_calls_give_the_same_greedy_answers(scorer, synth):
+    rows = load_rows(synth, "test").rows[:3]
+    batched = [r["raw"] for r in scorer.score(rows)]
+    single = [scorer.score([row])[0]["raw"] for row in rows]
+    assert batched == single  # left padding does not change what the model sees
+
+
+def test_samples_per_video(tiny_model, prompt, synth):
+    sampler = TransformersScorer(tiny_model, prompt, VIDEO, Sampling(max_tokens=4, n=3))
+    record = sampler.score(load_rows(synth, "test").rows[:1])[0]
+    assert len(record["raw"]) == 3 and len(record["preds"]) == 3
+
+
+def test_broken_video_is_a_failed_row_and_the_batch_goes_on(scorer, synth, tmp_path):
+    rows = load_rows(synth, "test").rows[:2]
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video")
+    rows[0] = dict(rows[0], video=str(broken))
+    records = scorer.score(rows)
+    assert "broken.mp4" in records[0]["error"] and records[0]["pred"] is None
+    assert "error" not in records[1]
+
+
+def test_score_rows_resumes_and_repairs_a_torn_line(scorer, synth, tmp_path):
+    rows = load_rows(synth, "test").rows[:4]
+    out = scoring.score_rows(scorer, rows[:2], tmp_path, batch_size=2)
+    with out.open("a") as f:
+        f.write('{"id": "torn')  # a kill in the middle of a write
+    scoring.score_rows(scorer, rows, tmp_path, batch_size=2)
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert ids == [r["id"] for r in rows]
+
+
+def test_read_only_output_is_refused_before_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(PermissionError, match="file/out"):
+        scoring.ensure_writable(blocker / "out")
+
+
+def test_vllm_request_holds_the_chat_prompt_and_frames(tiny_model, prompt, synth):
+    vllm = VllmScorer(tiny_model, prompt, {"fps": 4, "total_pixels": 8192 * 28 * 28},
+                      Sampling(), llm=object())
+    row = load_rows(synth, "test").rows[0]
+    messages, clip = scoring.load_clips([row], prompt, vllm.video_settings)[0][0][1:]
+    request = vllm.request(messages, clip)
+    assert request["prompt"].startswith("<|im_start|>system\n" + prompt.system)
+    assert "<|vision_start|><|video_pad|><|vision_end|>" + prompt.user in request["prompt"]
+    assert request["prompt"].endswith("<|im_start|>assistant\n")
+    video = request["multi_modal_data"]["video"]
+    assert video.shape == (8, 112, 112, 3) and video.dtype == np.uint8
+    assert request["mm_processor_kwargs"]["fps"] == pytest.approx(4.0)
+
+
+def test_vllm_expected_score_from_logprobs():
+    class Logprob:
+        def __init__(self, token, p):
+            self.decoded_token, self.logprob = token, float(np.log(p))
+
+    class Completion:
+        token_ids = [10, 11, 3]
+        logprobs = [
+            {10: Logprob("<answer", 0.9)},
+            {11: Logprob(">\n", 0.9)},
+            {3: Logprob("3", 0.5), 4: Logprob("4", 0.5), 99: Logprob("x", 0.1)},
+        ]
+
+    assert VllmScorer.expected_score(Completion()) == pytest.approx(3.5)
+
+
+def test_vllm_missing_gives_an_install_hint(tiny_model, prompt, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    with pytest.raises(ImportError, match=r"\.\[gpu\]"):
+        VllmScorer(tiny_model, prompt, VIDEO).engine()
+
+
+@pytest.mark.slow
+def test_killed_scoring_run_resumes_without_loss_or_duplicates(tiny_model, synth, tmp_path):
+    out = tmp_path / "scores"
+    command = [sys.executable, "-m", "recipe_utils", "score", "--model", str(tiny_model),
+               "--source", str(synth), "--split", "test", "--out", str(out), "--limit", "12",
+               "--batch-size", "1", "--fps", "4", "--max-tokens", "48", "--greedy"]
+    env = dict(os.environ, TQDM_DISABLE="1")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    predictions = out / "predictions.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not predictions.exists() or predictions.read_text().count("\n") < 2):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    lines_at_kill = predictions.read_text().count("\n")
+    assert 2 <= lines_at_kill < 12
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    ids = [json.loads(line)["id"] for line in predictions.read_text().splitlines()]
+    assert len(ids) == 12 and len(set(ids)) == 12
+    assert (out / "report.html").exists()
