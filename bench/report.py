@@ -55,13 +55,15 @@ def save_result(
     summary: list[dict],
     results_dir: Path = RESULTS_DIR,
     skipped: str | None = None,
+    machine_notes: dict | None = None,
 ) -> Path:
     """Write `results_dir/<name>.json`. `summary` rows ({measure, value, unit}) feed the README
-    table; `skipped` says why nothing was measured (no GPU, course not run yet)."""
+    table; `skipped` says why nothing was measured (no GPU, course not run yet);
+    `machine_notes` corrects what this process cannot know (threads of another process)."""
     record = {
         "benchmark": name,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": {**machine(), **(machine_notes or {})},
         "settings": settings,
         "results": results,
         "summary": summary,
@@ -88,8 +90,9 @@ def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
 
 
 def describe_machine(machine: dict) -> str:
-    threads = machine["torch_threads"]
-    cpu = f"{machine['cpu']}, {machine['usable_cores']} cores, {threads} torch thread(s)"
+    cpu = f"{machine['cpu']}, {machine['usable_cores']} cores"
+    if machine["torch_threads"] is not None:
+        cpu += f", {machine['torch_threads']} torch thread(s)"
     where = machine["gpu"] or cpu
     return f"{where}, torch {machine['torch']}"
 

@@ -65,7 +65,7 @@ class Plan:
 
 QUICK = Plan(
     score_videos=64,
-    score_repeats=3,
+    score_repeats=5,
     prep_clips=4,
     prep_repeats=3,
     sft_steps=10,
@@ -73,7 +73,7 @@ QUICK = Plan(
 )
 FULL = Plan(
     score_videos=128,
-    score_repeats=5,
+    score_repeats=7,
     prep_clips=8,
     prep_repeats=5,
     sft_steps=20,
@@ -384,6 +384,8 @@ def cell_source(cell: dict) -> str:
 
 def bench_course(folder: Path) -> dict:
     """Wall time per notebook and the slowest cells, from papermill's per-cell durations."""
+    from recipe_utils.course import find_notebooks
+
     notebooks = sorted(folder.glob("*.ipynb"))
     settings = {"folder": str(folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder)}
     if not notebooks:
@@ -412,11 +414,15 @@ def bench_course(folder: Path) -> dict:
         per_notebook[path.name] = round(whole if whole is not None else sum(durations), 2)
     slowest = sorted(cells, key=lambda c: -c["seconds"])[:3]
     total = round(sum(per_notebook.values()), 2)
+    missing = [nb.name for nb in find_notebooks() if nb.name not in per_notebook]
+    label = f"course total, {len(notebooks)} notebooks"
+    if missing:
+        label += f" (incomplete run: {len(missing)} missing)"
     summary = [
         {"measure": f"{name} wall time", "value": s, "unit": "s"}
         for name, s in per_notebook.items()
     ]
-    summary.append({"measure": "course total", "value": total, "unit": "s"})
+    summary.append({"measure": label, "value": total, "unit": "s"})
     summary += [
         {
             "measure": f"slow cell: {c['notebook']} [{c['cell']}] `{c['source'][:40]}`",
@@ -425,8 +431,15 @@ def bench_course(folder: Path) -> dict:
         }
         for c in slowest
     ]
-    results = {"notebooks": per_notebook, "total_s": total, "slowest_cells": slowest}
-    return {"settings": settings, "results": results, "summary": summary}
+    results = {
+        "notebooks": per_notebook,
+        "total_s": total,
+        "slowest_cells": slowest,
+        "missing": missing,
+    }
+    # The notebooks ran in their own kernels, with torch's default threads, not this process's.
+    notes = {"torch_threads": None}
+    return {"settings": settings, "results": results, "summary": summary, "machine_notes": notes}
 
 
 def run_course() -> None:

@@ -22,11 +22,11 @@ from .scoring import Sampling, score_split, sweep_checkpoints
 STAGE_PROMPT = {"sft": "scoring", "grpo": "thinking"}
 
 
-def dataset_stage(kind: str, config: dict, run: Path) -> Path:
+def dataset_stage(kind: str, config: dict, run: Path, name: str | None = None) -> Path:
     """The conversation dataset a trainer reads (GRPO: thinking prompt, balanced labels)."""
     from .videophy2 import prepare
 
-    out = run / "data" / kind
+    out = run / "data" / (name or kind)
     if (out / "prepare_report.json").exists():
         return out
     video = config[kind]["video"]
@@ -75,13 +75,18 @@ def zero_shot_stage(config: dict, run: Path, prompt: str = "scoring") -> dict:
     return evaluate(predictions, out / "metrics.json")
 
 
+def start_model(kind: str, config: dict, run: Path) -> str | Path:
+    """SFT starts from the base model, GRPO from the best SFT checkpoint (as the recipe)."""
+    return best_checkpoint(run, "sft") if kind == "grpo" else resolve_model(config, run)
+
+
 def train_stage(kind: str, config: dict, run: Path, executor: str | None = None,
-                force: bool = False, start: str | Path | None = None) -> Path:
-    """Train with the profile's settings; returns the folder holding the checkpoints."""
+                force: bool = False, name: str | None = None) -> Path:
+    """Train with the profile's settings into `run/<name or kind>`; returns that folder."""
     executor = executor or config[kind]["executor"]
-    dataset = dataset_stage(kind, config, run)
-    base = start or (best_checkpoint(run, "sft") if kind == "grpo" else resolve_model(config, run))
-    out = run / kind
+    dataset = dataset_stage(kind, config, run, name)
+    base = start_model(kind, config, run)
+    out = run / (name or kind)
     if executor == "cosmos-rl":
         from .cosmos_rl import launch, write_config
 
@@ -117,16 +122,18 @@ def checkpoints(run: Path, kind: str) -> dict[int, Path]:
 
 
 def sweep_stage(kind: str, config: dict, run: Path) -> dict:
-    """Score the eval split with every checkpoint of a stage."""
+    """Score the eval split with every checkpoint of a stage; step 0 is the model it started
+    from, scored with the stage's prompt, so the curve shows what training changed."""
     found = checkpoints(run, kind)
     if not found:
         raise FileNotFoundError(f"no {kind} checkpoints under {run / kind}; run the training cell first")
+    found = {0: start_model(kind, config, run)} | found
     prompt = STAGE_PROMPT[kind]
     return sweep_checkpoints(found, run / kind / "sweep", **score_args(config, run, prompt))
 
 
 def best_checkpoint(run: Path, kind: str, metric: str = "pearson") -> Path:
-    """The checkpoint its sweep ranks best (the last one when no sweep was run)."""
+    """The trained checkpoint its sweep ranks best (the last one when no sweep was run)."""
     found = checkpoints(run, kind)
     if not found:
         raise FileNotFoundError(f"no {kind} checkpoints under {run / kind}; train {kind} first")

@@ -149,25 +149,28 @@ def _ball(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, radius: float)
 
 def build_scene(kind: str, rng: np.random.Generator) -> Scene:
     """Physically plausible motion for one scene kind, randomised by `rng`."""
-    t, r = _times(), float(rng.uniform(9, 12))
+    t, r = _times(), float(rng.uniform(13, 16))
     if kind == "drop":
         x = np.full(FRAMES, rng.uniform(30, 80))
         return Scene(kind, [_ball(rng, x, _fall(rng.uniform(15, 35), 0.0, r), r)])
     if kind == "throw":
-        x = np.minimum(rng.uniform(12, 22) + rng.uniform(40, 55) * t, WALL - r)
+        x = np.minimum(r + rng.uniform(2, 8) + rng.uniform(40, 55) * t, WALL - r)
         return Scene(kind, [_ball(rng, x, _fall(FLOOR - r - 5, -rng.uniform(180, 230), r), r)], True)
     if kind == "slide":
         v0 = rng.uniform(70, 90)
         stop = v0 / 60.0  # friction decelerates at 60 px/s^2 until the block rests
         tt = np.minimum(t, stop)
-        x = np.minimum(rng.uniform(14, 24) + v0 * tt - 30.0 * tt**2, WALL - r)
+        x = np.minimum(r + rng.uniform(2, 8) + v0 * tt - 30.0 * tt**2, WALL - r)
         block = Body("box", str(rng.choice(list(COLORS))), x, np.full(FRAMES, FLOOR - r), np.full(FRAMES, r))
         return Scene(kind, [block], True)
     if kind == "collide":
-        v, xa0, xb = rng.uniform(60, 80), rng.uniform(12, 20), rng.uniform(62, 72)
+        v, xa0 = rng.uniform(60, 80), r + rng.uniform(2, 6)
+        xb = xa0 + 2 * r + rng.uniform(8, 14)
         hit = (xb - 2 * r - xa0) / v  # equal masses: the mover stops, the other takes its speed
+        friction = v**2 / (2 * (SIZE - r - 4 - xb))  # and rolls to rest inside the frame
+        after = np.clip(t - hit, 0, v / friction)
         xa = np.where(t < hit, xa0 + v * t, xb - 2 * r)
-        xb_t = np.where(t < hit, xb, xb + v * (t - hit))
+        xb_t = xb + v * after - 0.5 * friction * after**2
         y = np.full(FRAMES, FLOOR - r)
         a, b = _ball(rng, xa, y, r), _ball(rng, xb_t, y, r)
         if b.color == a.color:

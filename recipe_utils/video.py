@@ -137,15 +137,16 @@ def per_frame_budget(n_frames: int, max_pixels: int | None, total_pixels: int | 
 
 
 def resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize (T, H, W, 3) uint8 frames with bicubic filtering, as the Qwen processors do."""
-    import torch
-    from torch.nn.functional import interpolate
+    """Resize (T, H, W, 3) uint8 frames with bicubic filtering, as the Qwen processors do
+    (PIL: about 3x faster than torch's antialiased bicubic on long clips, bench/README.md)."""
+    from PIL import Image
 
     if frames.shape[1:3] == (height, width):
         return frames
-    tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    out = interpolate(tensor, size=(height, width), mode="bicubic", antialias=True)
-    return out.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return np.stack([
+        np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC))
+        for frame in frames
+    ])
 
 
 def load_clip(

@@ -122,6 +122,8 @@ def test_course_times_come_from_papermill_durations(bench, tmp_path):
     (tmp_path / "02_zero_shot_scoring.ipynb").write_text(json.dumps(notebook))
     outcome = bench.run.bench_course(tmp_path)
     assert outcome["results"]["notebooks"] == {"02_zero_shot_scoring.ipynb": 11.0}
+    assert "03_sft.ipynb" in outcome["results"]["missing"]  # a partial run says so
+    assert outcome["summary"][1]["measure"].startswith("course total, 1 notebooks (incomplete")
     slowest = outcome["results"]["slowest_cells"]
     assert [(c["cell"], c["seconds"], c["source"]) for c in slowest] == [
         (1, 7.0, "scores = score()"),

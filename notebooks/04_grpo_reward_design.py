@@ -1,0 +1,169 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · GRPO: reinforcement learning with a designed reward
+#
+# SFT imitates the human score. GRPO instead lets the model answer, scores each answer with a
+# reward, and pushes up the answers that beat the others sampled for the same clip. What the
+# model learns is then exactly what the reward says, so the reward is designed with care.
+#
+# **You will learn**
+# - why a *dense* accuracy reward (1 exact, 0.5 off by one) teaches a 1..5 scale better than
+#   exact match, and what the *format* reward adds (think first, then answer);
+# - why the labels are balanced first (otherwise "always 4" pays) and why the KL pull to the
+#   starting model must stay on (`kl_beta > 0`);
+# - the GRPO update itself: G answers per clip, group-normalised advantages, a clipped
+#   probability ratio and a KL penalty, in `recipe_utils.train.train_grpo`, the same rewards
+#   the cosmos-rl job registers on 8 GPUs.
+#
+# Smoke profile: the best SFT checkpoint of notebook 03, in-process on the CPU.
+# Full profile: cosmos-rl with `configs/cosmos_rl/grpo.toml` (policy 4 GPUs, rollout 4 GPUs).
+
+# %%
+import json
+
+from recipe_utils import plots
+from recipe_utils.config import load_config, run_dir
+from recipe_utils.metrics import PUBLISHED
+from recipe_utils.pipeline import dataset_stage, sweep_stage, train_stage
+from recipe_utils.rewards import accuracy_reward, format_reward
+from recipe_utils.train import GRPOSettings, read_log
+
+# %% tags=["parameters"]
+PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
+RUN_DIR: str = ""  # where this run writes; empty: the profile's run_dir
+UNBALANCED_STEPS: int = 20  # a short extra run on unbalanced labels, to compare; 0 skips it
+
+# %%
+config = load_config(PROFILE)
+run = run_dir(config, RUN_DIR or None)
+out = run / "04_grpo"
+out.mkdir(exist_ok=True)
+
+# %% [markdown]
+# ## A dense reward
+# With exact match, a "4" for a clip people rated 5 earns the same as a "1": nothing. The
+# dense reward gives half credit one step away, so the policy gets a gradient towards the
+# right region of the scale even before it is exactly right.
+
+# %%
+fig = plots.dense_reward(accuracy_reward)
+plots.save_figure(fig, out / "dense_reward.png")
+
+# %% [markdown]
+# ## The format reward
+# One point for a `<think>...</think>` block followed by `<answer>N</answer>`, nothing else.
+
+# %%
+examples = [
+    "<think>\nThe ball hovers before it falls.\n</think>\n\n<answer>\n2\n</answer>",
+    "<answer>\n2\n</answer>",
+    "<think>\nfine\n</think>\n<answer>\n2\n</answer>\n<answer>\n3\n</answer>",
+    "It looks fine: 5",
+]
+[(text, accuracy_reward(text, "<answer>\n2\n</answer>"), format_reward(text, "")) for text in examples]
+
+# %% [markdown]
+# ## Balanced labels
+# The GRPO dataset uses the thinking prompt and resamples every label to the same count.
+
+# %%
+report = json.loads((dataset_stage("grpo", config, run) / "prepare_report.json").read_text())
+fig = plots.label_counts_before_after(report["label_counts_before"], report["label_counts_after"])
+plots.save_figure(fig, out / "balanced_labels.png")
+
+# %% [markdown]
+# ## Why `kl_beta > 0`
+# The KL term keeps the policy close to where it started. The published recipe found that
+# without it the policy overfits; the trainer refuses `kl_beta = 0` unless forced:
+
+# %%
+try:
+    GRPOSettings(kl_beta=0.0)
+except ValueError as error:
+    print(error)
+
+# %% [markdown]
+# ## Train
+# Each step: sample G answers per clip at temperature T, reward them, normalise rewards within
+# each group, and take one clipped policy-gradient step with the KL penalty. The log records
+# the mean reward, its spread inside groups (zero spread means no signal), the KL to the
+# start, the answer length and how the answers spread over 1..5.
+
+# %%
+train_stage("grpo", config, run)
+log = read_log(run / "grpo" / "train_log.jsonl")
+fig = plots.reward_curves(log)
+plots.save_figure(fig, out / "reward_curves.png")
+
+# %% [markdown]
+# ## What unbalanced labels do
+# The same run, short, on the original label mix. Compare how the sampled answers spread.
+
+# %%
+histograms = {"balanced": log[-1]["prediction_histogram"]}
+if UNBALANCED_STEPS:
+    unbalanced = load_config(PROFILE, {"grpo.balance_labels": False, "grpo.steps": UNBALANCED_STEPS,
+                                       "grpo.save_every": UNBALANCED_STEPS})
+    train_stage("grpo", unbalanced, run, name="grpo_unbalanced")
+    histograms["unbalanced"] = read_log(run / "grpo_unbalanced" / "train_log.jsonl")[-1]["prediction_histogram"]
+fig = plots.prediction_histograms({f"{k} (last step's rollouts)": {"prediction_histogram": v}
+                                   for k, v in histograms.items()})
+plots.save_figure(fig, out / "balanced_vs_unbalanced.png")
+
+# %% [markdown]
+# ## Score every checkpoint
+# Step 0 is the SFT checkpoint GRPO started from, scored with the thinking prompt.
+
+# %%
+sweep = sweep_stage("grpo", config, run)
+sft = json.loads((run / "03_sft" / "metrics.json").read_text())["best"]
+published = next(row for row in PUBLISHED if "GRPO" in row["system"])
+for metric in ("accuracy", "pearson"):
+    fig = plots.metric_vs_step({"GRPO (this run)": sweep["steps"]}, metric,
+                               {"SFT best (this run)": sft[metric],
+                                f"published {published['system']}": published[metric]})
+    plots.save_figure(fig, out / f"{metric}_vs_step.png")
+sweep["steps"]
+
+# %% [markdown]
+# ## A thinking trace before and after
+
+# %%
+best_step = (sweep["best_by_pearson"] or sweep["best_by_accuracy"])["step"]
+
+
+def predictions(step: int) -> list[dict]:
+    lines = (run / "grpo" / "sweep" / f"step_{step}" / "predictions.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+for before, after in list(zip(predictions(0), predictions(best_step)))[:2]:
+    print(f"{before['id']} human pc={before['pc']}\n  before: {before['raw'][0]!r}\n"
+          f"  after (step {best_step}): {after['raw'][0]!r}\n")
+
+# %%
+best = json.loads((run / "grpo" / "sweep" / f"step_{best_step}" / "metrics.json").read_text())
+window = max(1, len(log) // 10)
+metrics = {
+    "reward_first": sum(e["reward_mean"] for e in log[:window]) / window,
+    "reward_last": sum(e["reward_mean"] for e in log[-window:]) / window,
+    "sft": {k: sft[k] for k in ("step", "accuracy", "pearson", "pearson_ci")},
+    "best": {"step": best_step} | {k: best[k] for k in ("accuracy", "pearson", "spearman", "pearson_ci")},
+    "steps": sweep["steps"],
+    "prediction_histogram": best["prediction_histogram"],
+    "rollout_histograms": histograms,
+}
+(out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+metrics

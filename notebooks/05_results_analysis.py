@@ -1,0 +1,110 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Results: zero-shot vs SFT vs GRPO
+#
+# This notebook trains and scores nothing: it reads the predictions, metrics and sweep tables
+# that notebooks 02-04 wrote, so every number here is one those runs computed.
+#
+# **You will learn** to compare scorers the way the choice of a production filter needs:
+# accuracy and correlation with intervals, whether answers still bunch at 3-4, how each model
+# does per generator and on the hard subset, whether the expected score ranks better than the
+# sampled answer, and what the models wrote where they disagree most.
+
+# %%
+import json
+
+import pandas as pd
+
+from recipe_utils import plots
+from recipe_utils.config import load_config, run_dir
+from recipe_utils.metrics import PUBLISHED
+from recipe_utils.summary import SYSTEMS, collect, disagreements, records, results_rows, write_summary
+from recipe_utils.videophy2 import label_counts
+
+# %% tags=["parameters"]
+PROFILE: str = "smoke"  # the profile whose run folder is read
+RUN_DIR: str = ""  # where the earlier notebooks wrote; empty: the profile's run_dir
+N_DISAGREEMENTS: int = 3  # videos shown where the models disagree most
+
+# %%
+config = load_config(PROFILE)
+run = run_dir(config, RUN_DIR or None)
+out = run / "05_results"
+out.mkdir(exist_ok=True)
+systems = collect(run)
+by_system = records(run)
+named = {SYSTEMS[name]: metrics for name, metrics in systems.items()}
+pd.DataFrame(results_rows(systems)).set_index("system")
+
+# %% [markdown]
+# Rows marked *(published)* are results reported on the real VideoPhy-2 test split; on the
+# smoke profile this run's rows come from the tiny model on synthetic clips.
+
+# %%
+fig = plots.correlation_bars(named, PUBLISHED)
+plots.save_figure(fig, out / "correlation_bars.png")
+
+# %% [markdown]
+# ## Training curves
+# Checkpoint choice depends on the metric: accuracy and correlation need not peak together.
+
+# %%
+sweeps = {label: json.loads((run / kind / "sweep" / "sweep.json").read_text())["steps"]
+          for kind, label in (("sft", "SFT"), ("grpo", "GRPO"))}
+for metric in ("accuracy", "pearson"):
+    fig = plots.metric_vs_step(sweeps, metric, {"zero-shot (this run)": systems["zero_shot"][metric]})
+    plots.save_figure(fig, out / f"{metric}_vs_step.png")
+
+# %% [markdown]
+# ## Where the answers go
+
+# %%
+fig = plots.confusions(named)
+plots.save_figure(fig, out / "confusions.png")
+fig = plots.prediction_histograms(named, label_counts(by_system["zero_shot"]))
+plots.save_figure(fig, out / "prediction_histograms.png")
+
+# %% [markdown]
+# ## Slices: generators and the hard subset
+
+# %%
+for column in ("model_name", "is_hard"):
+    fig = plots.slice_bars(named, column)
+    plots.save_figure(fig, out / f"slices_{column}.png")
+
+# %% [markdown]
+# ## Expected score vs sampled answer
+# The expected score is the probability-weighted mean over "1".."5" at the answer position.
+
+# %%
+best = max(("sft", "grpo"), key=lambda name: systems[name]["pearson"] or -1.0)
+fig = plots.expected_vs_sampled(by_system[best])
+plots.save_figure(fig, out / "expected_vs_sampled.png")
+{SYSTEMS[name]: {"sampled answer r": m["pearson"], "expected score r": (m["expected"] or {}).get("pearson")}
+ for name, m in systems.items()}
+
+# %% [markdown]
+# ## Where the models disagree most
+
+# %%
+for row in disagreements(by_system, N_DISAGREEMENTS):
+    print(f"{row['id']}  human pc={row['pc']}  predictions={row['preds']}  ({row['video']})")
+    for name, raw in row["raw"].items():
+        print(f"  {SYSTEMS[name]}: {raw[0][:200]!r}" if raw else f"  {SYSTEMS[name]}: (no answer)")
+
+# %%
+summary_json, summary_md = write_summary(run, systems)
+print(summary_md.read_text())
+json.loads(summary_json.read_text())

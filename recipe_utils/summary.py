@@ -1,0 +1,104 @@
+"""Gather what notebooks 02-04 wrote into one comparison: zero-shot, best SFT, best GRPO.
+
+Nothing here scores or trains; it only reads metrics and predictions from the run folder, so the
+results notebook can be re-run alone and always shows what the earlier stages computed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .metrics import PUBLISHED, read_predictions
+
+SYSTEMS = {"zero_shot": "zero-shot", "sft": "SFT (best)", "grpo": "GRPO (best)"}
+COLUMNS = ("accuracy", "pearson", "spearman", "mae", "within1", "parse_failure_rate")
+
+
+def _read(path: Path) -> dict:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the notebook that writes it first")
+    return json.loads(path.read_text())
+
+
+def prediction_dirs(run: Path) -> dict[str, Path]:
+    """Folder of the predictions behind each system: zero-shot and each stage's best step."""
+    dirs = {"zero_shot": run / "zero_shot"}
+    for kind, notebook in (("sft", "03_sft"), ("grpo", "04_grpo")):
+        step = _read(run / notebook / "metrics.json")["best"]["step"]
+        dirs[kind] = run / kind / "sweep" / f"step_{step}"
+    return dirs
+
+
+def collect(run: Path) -> dict[str, dict]:
+    """Full metrics of each system, keyed `zero_shot`, `sft`, `grpo`, with `step` where trained."""
+    systems = {}
+    for name, folder in prediction_dirs(run).items():
+        metrics = _read(folder / "metrics.json")
+        if name != "zero_shot":
+            metrics["step"] = int(folder.name.removeprefix("step_"))
+        systems[name] = metrics
+    return systems
+
+
+def records(run: Path) -> dict[str, list[dict]]:
+    return {name: read_predictions(folder / "predictions.jsonl")
+            for name, folder in prediction_dirs(run).items()}
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, list):
+        return f"[{value[0]:.3f}, {value[1]:.3f}]"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def results_rows(systems: dict[str, dict]) -> list[dict]:
+    """One row per system of this run, then the published rows, clearly marked as published."""
+    rows = [{"system": f"{SYSTEMS[name]} (this run)", **{k: m.get(k) for k in COLUMNS},
+             "accuracy_ci": m.get("accuracy_ci"), "pearson_ci": m.get("pearson_ci")}
+            for name, m in systems.items()]
+    rows += [{"system": f"{row['system']} (published)", "accuracy": row["accuracy"],
+              "pearson": row["pearson"]} for row in PUBLISHED]
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    columns = ["system", *COLUMNS, "accuracy_ci", "pearson_ci"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def disagreements(by_system: dict[str, list[dict]], n: int = 3) -> list[dict]:
+    """The videos whose parsed scores differ most between systems, with every raw answer."""
+    names = list(by_system)
+    indexed = {name: {r["id"]: r for r in recs} for name, recs in by_system.items()}
+    shared = set.intersection(*(set(index) for index in indexed.values()))
+    found = []
+    for video_id in sorted(shared):
+        preds = {name: indexed[name][video_id]["pred"] for name in names}
+        parsed = [p for p in preds.values() if p is not None]
+        spread = (max(parsed) - min(parsed)) if len(parsed) > 1 else 0
+        found.append({"id": video_id, "pc": indexed[names[0]][video_id]["pc"], "spread": spread,
+                      "video": indexed[names[0]][video_id].get("video"), "preds": preds,
+                      "raw": {name: indexed[name][video_id]["raw"][:1] for name in names}})
+    found.sort(key=lambda row: (-row["spread"], row["id"]))
+    return found[:n]
+
+
+def write_summary(run: Path, systems: dict[str, dict]) -> tuple[Path, Path]:
+    """`summary.json` (the three systems' headline metrics) and `summary.md` in the run folder."""
+    keep = (*COLUMNS, "accuracy_ci", "pearson_ci", "n", "step")
+    summary = {name: {k: m[k] for k in keep if k in m} for name, m in systems.items()}
+    json_path = run / "summary.json"
+    json_path.write_text(json.dumps(summary, indent=2, allow_nan=False))
+    md_path = run / "summary.md"
+    md_path.write_text(
+        "# Physical plausibility: results of this run\n\n"
+        "Metrics on the evaluation split against human `pc` scores; rows marked (published) are\n"
+        "numbers reported on the real VideoPhy-2 test split, not computed by this run.\n\n"
+        + markdown_table(results_rows(systems)) + "\n"
+    )
+    return json_path, md_path
