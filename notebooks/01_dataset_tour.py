@@ -53,8 +53,10 @@ config = load_config(PROFILE)
 run = run_dir(config, RUN_DIR or None)
 out = run / "01_dataset_tour"
 out.mkdir(parents=True, exist_ok=True)
-splits = {name: load_rows(*resolve_source(config, run, name), config["data"]["limit"])
-          for name in ("train", "eval")}
+splits = {
+    name: load_rows(*resolve_source(config, run, name), config["data"]["limit"])
+    for name in ("train", "eval")
+}
 for name, loaded in splits.items():
     print(f"{name}: {len(loaded.rows)} rows from {loaded.source} ({len(loaded.skipped)} skipped)")
 train, test = splits["train"].rows, splits["eval"].rows
@@ -89,9 +91,11 @@ counts = label_counts(train)
 majority = max(counts, key=counts.get)
 constant = compute_metrics([{"id": r["id"], "pc": r["pc"], "pred": majority} for r in test])
 print(f"train label counts: {counts}; majority label: {majority}")
-print(f"always answering {majority}: accuracy {constant['accuracy']:.3f}, "
-      f"within one {constant['within1']:.3f}, pearson {constant['pearson']} "
-      f"({constant['notes'].get('pearson', '')})")
+print(
+    f"always answering {majority}: accuracy {constant['accuracy']:.3f}, "
+    f"within one {constant['within1']:.3f}, pearson {constant['pearson']} "
+    f"({constant['notes'].get('pearson', '')})"
+)
 
 # %% [markdown]
 # ## Looking at clips
@@ -104,8 +108,13 @@ if any(r["video"] is None for r in train[: 4 * N_EXAMPLES]):
     download_videos(train[: 4 * N_EXAMPLES], run / "data")
 low = [r for r in train if r["pc"] <= 2 and r["video"]][:N_EXAMPLES]
 high = [r for r in train if r["pc"] >= 5 and r["video"]][:N_EXAMPLES]
-clips = [(f"pc={r['pc']} · {', '.join(r['human_violated_rules']) or 'no violation'}",
-          load_clip(r["video"], fps=4, max_pixels=112 * 112).frames) for r in low + high]
+clips = [
+    (
+        f"pc={r['pc']} · {', '.join(r['human_violated_rules']) or 'no violation'}",
+        load_clip(r["video"], fps=4, max_pixels=112 * 112).frames,
+    )
+    for r in low + high
+]
 fig = plots.frame_grid(clips, n_frames=6)
 plots.save_figure(fig, out / "frames_low_vs_high.png")
 

@@ -67,10 +67,21 @@ print("USER:", prompt.user)
 # %%
 metrics = zero_shot_stage(config, run)
 records = read_predictions(run / "zero_shot" / "predictions.jsonl")
-keys = ("n", "accuracy", "accuracy_ci", "pearson", "pearson_ci", "spearman", "mae", "within1",
-        "parse_failure_rate")
-{k: metrics[k] for k in keys} | {"expected_score_pearson": (metrics["expected"] or {}).get("pearson"),
-                                 "notes": metrics["notes"]}
+keys = (
+    "n",
+    "accuracy",
+    "accuracy_ci",
+    "pearson",
+    "pearson_ci",
+    "spearman",
+    "mae",
+    "within1",
+    "parse_failure_rate",
+)
+{k: metrics[k] for k in keys} | {
+    "expected_score_pearson": (metrics["expected"] or {}).get("pearson"),
+    "notes": metrics["notes"],
+}
 
 # %% [markdown]
 # ## Against published numbers
@@ -95,8 +106,10 @@ plots.save_figure(fig, figures / "prediction_histogram.png")
 
 # %%
 for record in records[:N_EXAMPLES]:
-    print(f"{record['id']}  human pc={record['pc']}  parsed={record['pred']}  "
-          f"expected={record['expected']}\n  {record['raw'][0][:300]!r}\n")
+    print(
+        f"{record['id']}  human pc={record['pc']}  parsed={record['pred']}  "
+        f"expected={record['expected']}\n  {record['raw'][0][:300]!r}\n"
+    )
 
 # %%
 (run / "02_zero_shot" / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -75,9 +75,12 @@ zero_shot = json.loads((run / "zero_shot" / "metrics.json").read_text())
 published_best = max(PUBLISHED_SFT_STEPS, key=lambda row: row["pearson"])
 for metric in ("accuracy", "pearson"):
     fig = plots.metric_vs_step(
-        {"SFT (this run)": sweep["steps"]}, metric,
-        {"zero-shot (this run)": zero_shot[metric],
-         f"published SFT best (step {published_best['step']})": published_best[metric]},
+        {"SFT (this run)": sweep["steps"]},
+        metric,
+        {
+            "zero-shot (this run)": zero_shot[metric],
+            f"published SFT best (step {published_best['step']})": published_best[metric],
+        },
     )
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
 sweep["steps"]
@@ -89,26 +92,37 @@ sweep["steps"]
 # %%
 best = sweep["best_by_pearson"] or sweep["best_by_accuracy"]
 best_step = best["step"]
-after = {r["id"]: r for r in read_predictions(run / "sft" / "sweep" / f"step_{best_step}" / "predictions.jsonl")}
+after = {
+    r["id"]: r
+    for r in read_predictions(run / "sft" / "sweep" / f"step_{best_step}" / "predictions.jsonl")
+}
 before = read_predictions(run / "zero_shot" / "predictions.jsonl")
 for record in before[:N_EXAMPLES]:
     tuned = after[record["id"]]
-    print(f"{record['id']} human pc={record['pc']}\n  before: {record['raw'][0][:120]!r}\n"
-          f"  after (step {best_step}): {tuned['raw'][0][:120]!r}")
+    print(
+        f"{record['id']} human pc={record['pc']}\n  before: {record['raw'][0][:120]!r}\n"
+        f"  after (step {best_step}): {tuned['raw'][0][:120]!r}"
+    )
 
 # %%
-best_metrics = json.loads((run / "sft" / "sweep" / f"step_{best_step}" / "metrics.json").read_text())
+best_metrics = json.loads(
+    (run / "sft" / "sweep" / f"step_{best_step}" / "metrics.json").read_text()
+)
 counts = label_counts(list(dataset))
 majority = max(counts, key=counts.get)
-constant = compute_metrics([{"id": r["id"], "pc": r["pc"], "pred": majority} for r in before], n_boot=0)
+constant = compute_metrics(
+    [{"id": r["id"], "pc": r["pc"], "pred": majority} for r in before], n_boot=0
+)
 fig = plots.confusions({"zero-shot": zero_shot, f"SFT step {best_step}": best_metrics})
 plots.save_figure(fig, out / "confusions.png")
 window = max(1, len(log) // 10)
 metrics = {
     "majority_baseline_accuracy": constant["accuracy"],
     "zero_shot": {k: zero_shot[k] for k in ("accuracy", "pearson", "spearman")},
-    "best": {"step": best_step} | {k: best_metrics[k] for k in
-                                   ("accuracy", "pearson", "spearman", "pearson_ci", "accuracy_ci")},
+    "best": {"step": best_step}
+    | {
+        k: best_metrics[k] for k in ("accuracy", "pearson", "spearman", "pearson_ci", "accuracy_ci")
+    },
     "steps": sweep["steps"],
     "train_loss_first": sum(e["loss"] for e in log[:window]) / window,
     "train_loss_last": sum(e["loss"] for e in log[-window:]) / window,

@@ -72,7 +72,10 @@ examples = [
     "<think>\nfine\n</think>\n<answer>\n2\n</answer>\n<answer>\n3\n</answer>",
     "It looks fine: 5",
 ]
-[(text, accuracy_reward(text, "<answer>\n2\n</answer>"), format_reward(text, "")) for text in examples]
+[
+    (text, accuracy_reward(text, "<answer>\n2\n</answer>"), format_reward(text, ""))
+    for text in examples
+]
 
 # %% [markdown]
 # ## Balanced labels
@@ -114,12 +117,21 @@ plots.save_figure(fig, out / "reward_curves.png")
 # %%
 histograms = {"balanced": log[-1]["prediction_histogram"]}
 if UNBALANCED_STEPS:
-    unbalanced = load_config(PROFILE, {"grpo.balance_labels": False, "grpo.steps": UNBALANCED_STEPS,
-                                       "grpo.save_every": UNBALANCED_STEPS})
+    unbalanced = load_config(
+        PROFILE,
+        {
+            "grpo.balance_labels": False,
+            "grpo.steps": UNBALANCED_STEPS,
+            "grpo.save_every": UNBALANCED_STEPS,
+        },
+    )
     train_stage("grpo", unbalanced, run, name="grpo_unbalanced")
-    histograms["unbalanced"] = read_log(run / "grpo_unbalanced" / "train_log.jsonl")[-1]["prediction_histogram"]
-fig = plots.prediction_histograms({f"{k} (last step's rollouts)": {"prediction_histogram": v}
-                                   for k, v in histograms.items()})
+    histograms["unbalanced"] = read_log(run / "grpo_unbalanced" / "train_log.jsonl")[-1][
+        "prediction_histogram"
+    ]
+fig = plots.prediction_histograms(
+    {f"{k} (last step's rollouts)": {"prediction_histogram": v} for k, v in histograms.items()}
+)
 plots.save_figure(fig, out / "balanced_vs_unbalanced.png")
 
 # %% [markdown]
@@ -131,9 +143,11 @@ sweep = sweep_stage("grpo", config, run)
 sft = json.loads((run / "03_sft" / "metrics.json").read_text())["best"]
 published = next(row for row in PUBLISHED if "GRPO" in row["system"])
 for metric in ("accuracy", "pearson"):
-    fig = plots.metric_vs_step({"GRPO (this run)": sweep["steps"]}, metric,
-                               {"SFT best (this run)": sft[metric],
-                                f"published {published['system']}": published[metric]})
+    fig = plots.metric_vs_step(
+        {"GRPO (this run)": sweep["steps"]},
+        metric,
+        {"SFT best (this run)": sft[metric], f"published {published['system']}": published[metric]},
+    )
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
 sweep["steps"]
 
@@ -150,8 +164,10 @@ def predictions(step: int) -> list[dict]:
 
 
 for before, after in list(zip(predictions(0), predictions(best_step)))[:2]:
-    print(f"{before['id']} human pc={before['pc']}\n  before: {before['raw'][0]!r}\n"
-          f"  after (step {best_step}): {after['raw'][0]!r}\n")
+    print(
+        f"{before['id']} human pc={before['pc']}\n  before: {before['raw'][0]!r}\n"
+        f"  after (step {best_step}): {after['raw'][0]!r}\n"
+    )
 
 # %%
 best = json.loads((run / "grpo" / "sweep" / f"step_{best_step}" / "metrics.json").read_text())
@@ -160,7 +176,8 @@ metrics = {
     "reward_first": sum(e["reward_mean"] for e in log[:window]) / window,
     "reward_last": sum(e["reward_mean"] for e in log[-window:]) / window,
     "sft": {k: sft[k] for k in ("step", "accuracy", "pearson", "pearson_ci")},
-    "best": {"step": best_step} | {k: best[k] for k in ("accuracy", "pearson", "spearman", "pearson_ci")},
+    "best": {"step": best_step}
+    | {k: best[k] for k in ("accuracy", "pearson", "spearman", "pearson_ci")},
     "steps": sweep["steps"],
     "prediction_histogram": best["prediction_histogram"],
     "rollout_histograms": histograms,

@@ -30,7 +30,14 @@ import pandas as pd
 from recipe_utils import plots
 from recipe_utils.config import load_config, run_dir
 from recipe_utils.metrics import PUBLISHED
-from recipe_utils.summary import SYSTEMS, collect, disagreements, records, results_rows, write_summary
+from recipe_utils.summary import (
+    SYSTEMS,
+    collect,
+    disagreements,
+    records,
+    results_rows,
+    write_summary,
+)
 from recipe_utils.videophy2 import label_counts
 
 # %% tags=["parameters"]
@@ -61,10 +68,14 @@ plots.save_figure(fig, out / "correlation_bars.png")
 # Checkpoint choice depends on the metric: accuracy and correlation need not peak together.
 
 # %%
-sweeps = {label: json.loads((run / kind / "sweep" / "sweep.json").read_text())["steps"]
-          for kind, label in (("sft", "SFT"), ("grpo", "GRPO"))}
+sweeps = {
+    label: json.loads((run / kind / "sweep" / "sweep.json").read_text())["steps"]
+    for kind, label in (("sft", "SFT"), ("grpo", "GRPO"))
+}
 for metric in ("accuracy", "pearson"):
-    fig = plots.metric_vs_step(sweeps, metric, {"zero-shot (this run)": systems["zero_shot"][metric]})
+    fig = plots.metric_vs_step(
+        sweeps, metric, {"zero-shot (this run)": systems["zero_shot"][metric]}
+    )
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
 
 # %% [markdown]
@@ -92,8 +103,13 @@ for column in ("model_name", "is_hard"):
 best = max(("sft", "grpo"), key=lambda name: systems[name]["pearson"] or -1.0)
 fig = plots.expected_vs_sampled(by_system[best])
 plots.save_figure(fig, out / "expected_vs_sampled.png")
-{SYSTEMS[name]: {"sampled answer r": m["pearson"], "expected score r": (m["expected"] or {}).get("pearson")}
- for name, m in systems.items()}
+{
+    SYSTEMS[name]: {
+        "sampled answer r": m["pearson"],
+        "expected score r": (m["expected"] or {}).get("pearson"),
+    }
+    for name, m in systems.items()
+}
 
 # %% [markdown]
 # ## Where the models disagree most

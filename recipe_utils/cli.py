@@ -37,19 +37,48 @@ def cmd_course(args: argparse.Namespace) -> None:
 def cmd_prepare(args: argparse.Namespace) -> None:
     from .videophy2 import prepare
 
-    print(prepare(args.source, args.split, args.out, args.prompt, balance_labels=args.balance_labels,
-                  limit=args.limit, fps=args.fps, max_pixels=args.max_pixels, seed=args.seed))
+    print(
+        prepare(
+            args.source,
+            args.split,
+            args.out,
+            args.prompt,
+            balance_labels=args.balance_labels,
+            limit=args.limit,
+            fps=args.fps,
+            max_pixels=args.max_pixels,
+            seed=args.seed,
+        )
+    )
 
 
 def cmd_score(args: argparse.Namespace) -> None:
     from .scoring import Sampling, score_split
 
-    sampling = Sampling(n=args.samples, max_tokens=args.max_tokens, greedy=args.greedy,
-                        temperature=args.temperature, seed=args.seed)
+    sampling = Sampling(
+        n=args.samples,
+        max_tokens=args.max_tokens,
+        greedy=args.greedy,
+        temperature=args.temperature,
+        seed=args.seed,
+    )
     video = {"fps": args.fps, "total_pixels": args.total_pixels}
     options = {"tensor_parallel_size": args.tensor_parallel_size} if args.backend == "vllm" else {}
-    print(score_split(args.model, args.source, args.split, args.out, args.prompt, video, sampling,
-                      backend=args.backend, limit=args.limit, batch_size=args.batch_size, **options))
+    print(
+        score_split(
+            args.model,
+            args.source,
+            args.split,
+            args.out,
+            args.prompt,
+            video,
+            sampling,
+            backend=args.backend,
+            limit=args.limit,
+            batch_size=args.batch_size,
+            **options,
+        )
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -66,8 +95,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .pipeline import train_stage
 
     config = load_config(args.profile, dict(args.set or []))
-    print(train_stage(args.kind, config, run_dir(config, args.out), executor=args.executor,
-                      force=args.force))
+    print(
+        train_stage(
+            args.kind, config, run_dir(config, args.out), executor=args.executor, force=args.force
+        )
+    )
 
 
 def setting(text: str) -> tuple[str, object]:
@@ -100,11 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("prepare", help="build a conversation dataset (save_to_disk) for training")
-    p.add_argument("--source", required=True, help="hub id, .jsonl/.parquet/.csv file, or benchmark folder")
+    p.add_argument(
+        "--source", required=True, help="hub id, .jsonl/.parquet/.csv file, or benchmark folder"
+    )
     p.add_argument("--split", help="split name (hub split or FOLDER/SPLIT.jsonl)")
     p.add_argument("--out", required=True, help="folder for the saved dataset")
     p.add_argument("--prompt", default="prompts/video_reward.yaml", help="prompt YAML file")
-    p.add_argument("--balance-labels", action="store_true", help="resample every pc value to equal counts")
+    p.add_argument(
+        "--balance-labels", action="store_true", help="resample every pc value to equal counts"
+    )
     p.add_argument("--limit", type=int, help="use at most this many rows")
     p.add_argument("--fps", type=float, default=1, help="frames per second the trainer samples")
     p.add_argument("--max-pixels", type=int, default=81920, help="pixels per frame while training")
@@ -113,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="score videos 1..5 into DIR/predictions.jsonl (resumable)")
     p.add_argument("--model", required=True, help="model folder or hub id")
-    p.add_argument("--source", required=True, help="hub id, .jsonl/.parquet/.csv file, or benchmark folder")
+    p.add_argument(
+        "--source", required=True, help="hub id, .jsonl/.parquet/.csv file, or benchmark folder"
+    )
     p.add_argument("--split", help="split name")
     p.add_argument("--out", required=True, help="output folder (predictions.jsonl, report.html)")
     p.add_argument("--backend", choices=["transformers", "vllm"], default="transformers")
@@ -140,8 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=["local", "cosmos-rl"], help="default: the profile's")
     p.add_argument("--profile", "--config", default="smoke", help="profile name or YAML path")
     p.add_argument("--out", help="run folder (default: the profile's run_dir)")
-    p.add_argument("--set", type=setting, action="append", metavar="KEY=VALUE",
-                   help="override a profile setting, e.g. sft.steps=50 (repeatable)")
+    p.add_argument(
+        "--set",
+        type=setting,
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a profile setting, e.g. sft.steps=50 (repeatable)",
+    )
     p.add_argument("--force", action="store_true", help="GRPO: allow kl_beta = 0")
     p.set_defaults(func=cmd_train)
 

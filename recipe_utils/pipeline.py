@@ -71,7 +71,9 @@ def zero_shot_stage(config: dict, run: Path, prompt: str = "scoring") -> dict:
     from .metrics import evaluate
 
     out = run / ("zero_shot" if prompt == "scoring" else f"zero_shot_{prompt}")
-    predictions = score_split(resolve_model(config, run), out_dir=out, **score_args(config, run, prompt))
+    predictions = score_split(
+        resolve_model(config, run), out_dir=out, **score_args(config, run, prompt)
+    )
     return evaluate(predictions, out / "metrics.json")
 
 
@@ -80,8 +82,14 @@ def start_model(kind: str, config: dict, run: Path) -> str | Path:
     return best_checkpoint(run, "sft") if kind == "grpo" else resolve_model(config, run)
 
 
-def train_stage(kind: str, config: dict, run: Path, executor: str | None = None,
-                force: bool = False, name: str | None = None) -> Path:
+def train_stage(
+    kind: str,
+    config: dict,
+    run: Path,
+    executor: str | None = None,
+    force: bool = False,
+    name: str | None = None,
+) -> Path:
     """Train with the profile's settings into `run/<name or kind>`; returns that folder."""
     executor = executor or config[kind]["executor"]
     dataset = dataset_stage(kind, config, run, name)
@@ -90,20 +98,28 @@ def train_stage(kind: str, config: dict, run: Path, executor: str | None = None,
     if executor == "cosmos-rl":
         from .cosmos_rl import launch, write_config
 
-        settings = write_config(kind, out / f"{kind}.toml", {
-            "policy.model_name_or_path": str(base),
-            "train.output_dir": str(out / "cosmos_rl"),
-            "custom.dataset.path": str(dataset),
-        })
+        settings = write_config(
+            kind,
+            out / f"{kind}.toml",
+            {
+                "policy.model_name_or_path": str(base),
+                "train.output_dir": str(out / "cosmos_rl"),
+                "custom.dataset.path": str(dataset),
+            },
+        )
         code = launch(kind, settings, log_path=out / "cosmos_rl.log")
         if code:
-            raise RuntimeError(f"cosmos-rl {kind} exited with code {code}; see {out / 'cosmos_rl.log'}")
+            raise RuntimeError(
+                f"cosmos-rl {kind} exited with code {code}; see {out / 'cosmos_rl.log'}"
+            )
         return out
     if executor != "local":
         raise ValueError(f"{kind}.executor must be 'local' or 'cosmos-rl', got {executor!r}")
     from . import train
 
-    settings = {k: v for k, v in config[kind].items() if k not in {"executor", "video", "balance_labels"}}
+    settings = {
+        k: v for k, v in config[kind].items() if k not in {"executor", "video", "balance_labels"}
+    }
     if kind == "sft":
         train.train_sft(base, dataset, out, train.SFTSettings(**settings, seed=config["seed"]))
     else:
@@ -126,7 +142,9 @@ def sweep_stage(kind: str, config: dict, run: Path) -> dict:
     from, scored with the stage's prompt, so the curve shows what training changed."""
     found = checkpoints(run, kind)
     if not found:
-        raise FileNotFoundError(f"no {kind} checkpoints under {run / kind}; run the training cell first")
+        raise FileNotFoundError(
+            f"no {kind} checkpoints under {run / kind}; run the training cell first"
+        )
     found = {0: start_model(kind, config, run)} | found
     prompt = STAGE_PROMPT[kind]
     return sweep_checkpoints(found, run / kind / "sweep", **score_args(config, run, prompt))

@@ -48,8 +48,13 @@ def verdict(record: dict) -> str:
 
 
 def row_html(record: dict, frames: int) -> str:
-    images = "".join(f'<img src="data:image/png;base64,{b}">' for b in thumbnails(record["video"], frames)) \
-        if record.get("video") else ""
+    images = (
+        "".join(
+            f'<img src="data:image/png;base64,{b}">' for b in thumbnails(record["video"], frames)
+        )
+        if record.get("video")
+        else ""
+    )
     raws = "".join(f"<pre>{html.escape(text)}</pre>" for text in record.get("raw", []))
     if record.get("error"):
         raws += f"<pre>error: {html.escape(record['error'])}</pre>"
@@ -57,12 +62,14 @@ def row_html(record: dict, frames: int) -> str:
     return (
         f'<tr class="{verdict(record)}"><td>{html.escape(str(record["id"]))}<br>'
         f'{html.escape(record.get("caption", ""))}</td><td class="frames">{images}</td>'
-        f'<td>{record.get("pc", "")}</td><td>{record.get("pred") if record.get("pred") is not None else "—"}'
+        f"<td>{record.get('pc', '')}</td><td>{record.get('pred') if record.get('pred') is not None else '—'}"
         f"</td><td>{expected}</td><td>{raws}</td></tr>"
     )
 
 
-def write_report(records: list[dict], out: str | Path, frames: int = 4, title: str = "Scores") -> Path:
+def write_report(
+    records: list[dict], out: str | Path, frames: int = 4, title: str = "Scores"
+) -> Path:
     """Write the HTML report for scored records (as read from predictions.jsonl)."""
     out = Path(out)
     rows = "\n".join(row_html(r, frames) for r in tqdm(records, desc="report", unit="video"))
@@ -80,19 +87,28 @@ def clip_browser(rows: list[dict]):
     """An ipywidgets browser: pick a clip, watch it, read its caption, labels and broken rules."""
     import ipywidgets as widgets
 
-    options = [(f"{row['id']} · pc={row['pc']} · {row['caption'][:50]}", i) for i, row in enumerate(rows)]
+    options = [
+        (f"{row['id']} · pc={row['pc']} · {row['caption'][:50]}", i) for i, row in enumerate(rows)
+    ]
     picker = widgets.Dropdown(options=options, description="clip", layout={"width": "90%"})
     player, info = widgets.HTML(), widgets.HTML()
 
     def show(change: dict | None = None) -> None:
         row = rows[picker.value]
         data = base64.b64encode(Path(row["video"]).read_bytes()).decode()
-        player.value = (f'<video src="data:video/mp4;base64,{data}" width="336" controls autoplay loop '
-                        "muted></video>")
-        broken = "".join(f"<li>{html.escape(r)}</li>" for r in row["physics_rules_unfollowed"]) or "<li>none</li>"
-        info.value = (f"<b>{html.escape(row['caption'])}</b><br>physical commonsense pc = {row['pc']}, "
-                      f"semantic adherence sa = {row['sa']}, generator {html.escape(row['model_name'])}, "
-                      f"category {html.escape(row['category'])}<br>rules not followed:<ul>{broken}</ul>")
+        player.value = (
+            f'<video src="data:video/mp4;base64,{data}" width="336" controls autoplay loop '
+            "muted></video>"
+        )
+        broken = (
+            "".join(f"<li>{html.escape(r)}</li>" for r in row["physics_rules_unfollowed"])
+            or "<li>none</li>"
+        )
+        info.value = (
+            f"<b>{html.escape(row['caption'])}</b><br>physical commonsense pc = {row['pc']}, "
+            f"semantic adherence sa = {row['sa']}, generator {html.escape(row['model_name'])}, "
+            f"category {html.escape(row['category'])}<br>rules not followed:<ul>{broken}</ul>"
+        )
 
     picker.observe(show, names="value")
     show()

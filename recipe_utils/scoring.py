@@ -96,8 +96,17 @@ def make_record(row: dict, raw: list[str], expected: list[float | None], seconds
 
 
 def failed_record(row: dict, error: str) -> dict:
-    record = {"id": row["id"], "video": row.get("video"), "pc": row.get("pc"), "pred": None,
-              "preds": [], "expected": None, "raw": [], "seconds": 0.0, "error": error}
+    record = {
+        "id": row["id"],
+        "video": row.get("video"),
+        "pc": row.get("pc"),
+        "pred": None,
+        "preds": [],
+        "expected": None,
+        "raw": [],
+        "seconds": 0.0,
+        "error": error,
+    }
     record.update({k: row[k] for k in ROW_FIELDS if k in row})
     return record
 
@@ -185,9 +194,17 @@ def chat_inputs(processor, conversations: list[list[dict]], clips: list[Clip]):
 class TransformersScorer:
     """Batched `generate` with a Hugging Face model; runs on CPU and on one GPU."""
 
-    def __init__(self, model_path: str | Path, prompt: Prompt, video_settings: dict,
-                 sampling: Sampling | None = None, device: str = "auto", dtype: str = "auto",
-                 model=None, processor=None):
+    def __init__(
+        self,
+        model_path: str | Path,
+        prompt: Prompt,
+        video_settings: dict,
+        sampling: Sampling | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        model=None,
+        processor=None,
+    ):
         if model is None:
             model, processor = load_model(model_path, device, dtype)
         self.model, self.processor = model, processor
@@ -199,10 +216,15 @@ class TransformersScorer:
 
     def generate_kwargs(self) -> dict:
         s = self.sampling
-        kwargs = dict(max_new_tokens=s.max_tokens, num_return_sequences=s.n,
-                      eos_token_id=self.stop_ids, pad_token_id=self.processor.tokenizer.pad_token_id,
-                      repetition_penalty=s.repetition_penalty, output_logits=True,
-                      return_dict_in_generate=True)
+        kwargs = dict(
+            max_new_tokens=s.max_tokens,
+            num_return_sequences=s.n,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.processor.tokenizer.pad_token_id,
+            repetition_penalty=s.repetition_penalty,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
         if s.greedy:
             return dict(kwargs, do_sample=False, temperature=None, top_k=None, top_p=None)
         return dict(kwargs, do_sample=True, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
@@ -230,7 +252,7 @@ class TransformersScorer:
             inputs = inputs.to(self.model.device)
             with torch.no_grad():
                 out = self.model.generate(**inputs, **self.generate_kwargs())
-            new = out.sequences[:, inputs["input_ids"].shape[1]:].tolist()
+            new = out.sequences[:, inputs["input_ids"].shape[1] :].tolist()
             eos = {*self.stop_ids, self.processor.tokenizer.pad_token_id}
             seconds = (time.perf_counter() - start) / len(loaded)
             n = self.sampling.n
@@ -247,9 +269,16 @@ class TransformersScorer:
 class VllmScorer:
     """Many videos per `LLM.generate` call; the engine batches them across the GPUs."""
 
-    def __init__(self, model_path: str | Path, prompt: Prompt, video_settings: dict,
-                 sampling: Sampling | None = None, tensor_parallel_size: int = 1,
-                 max_model_len: int = 32768, llm=None):
+    def __init__(
+        self,
+        model_path: str | Path,
+        prompt: Prompt,
+        video_settings: dict,
+        sampling: Sampling | None = None,
+        tensor_parallel_size: int = 1,
+        max_model_len: int = 32768,
+        llm=None,
+    ):
         self.model_path, self.prompt, self.video_settings = str(model_path), prompt, video_settings
         self.sampling = sampling or Sampling()
         self.tensor_parallel_size, self.max_model_len = tensor_parallel_size, max_model_len
@@ -273,26 +302,43 @@ class VllmScorer:
                     "the vllm backend needs vLLM: install the GPU extra with "
                     "`pip install -e .[gpu]` on a CUDA machine, or use --backend transformers"
                 ) from exc
-            self.llm = LLM(model=self.model_path, tensor_parallel_size=self.tensor_parallel_size,
-                           max_model_len=self.max_model_len, seed=self.sampling.seed,
-                           limit_mm_per_prompt={"video": 1})
+            self.llm = LLM(
+                model=self.model_path,
+                tensor_parallel_size=self.tensor_parallel_size,
+                max_model_len=self.max_model_len,
+                seed=self.sampling.seed,
+                limit_mm_per_prompt={"video": 1},
+            )
         return self.llm
 
     def request(self, messages: list[dict], clip: Clip) -> dict:
         """The prompt text and multi-modal payload sent to vLLM for one video."""
-        text = self.processor.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=True)
-        return {"prompt": text, "multi_modal_data": {"video": clip.frames},
-                "mm_processor_kwargs": {"fps": clip.fps, "do_resize": False}}
+        text = self.processor.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        return {
+            "prompt": text,
+            "multi_modal_data": {"video": clip.frames},
+            "mm_processor_kwargs": {"fps": clip.fps, "do_resize": False},
+        }
 
     def sampling_params(self):
         from vllm import SamplingParams
 
         s = self.sampling
-        temperature, top_k, top_p = (0.0, -1, 1.0) if s.greedy else (s.temperature, s.top_k, s.top_p)
-        return SamplingParams(n=s.n, temperature=temperature, top_k=top_k, top_p=top_p,
-                              repetition_penalty=s.repetition_penalty, max_tokens=s.max_tokens,
-                              seed=s.seed, logprobs=20)
+        temperature, top_k, top_p = (
+            (0.0, -1, 1.0) if s.greedy else (s.temperature, s.top_k, s.top_p)
+        )
+        return SamplingParams(
+            n=s.n,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            repetition_penalty=s.repetition_penalty,
+            max_tokens=s.max_tokens,
+            seed=s.seed,
+            logprobs=20,
+        )
 
     @staticmethod
     def expected_score(completion) -> float | None:
@@ -300,12 +346,17 @@ class VllmScorer:
         if not completion.logprobs:
             return None
         steps = completion.logprobs
-        pieces = [step[token].decoded_token or "" for step, token in zip(steps, completion.token_ids)]
+        pieces = [
+            step[token].decoded_token or "" for step, token in zip(steps, completion.token_ids)
+        ]
         position = answer_position(pieces)
         if position is None:
             return None
-        probs = {int(lp.decoded_token.strip()): float(np.exp(lp.logprob))
-                 for lp in steps[position].values() if (lp.decoded_token or "").strip() in DIGITS}
+        probs = {
+            int(lp.decoded_token.strip()): float(np.exp(lp.logprob))
+            for lp in steps[position].values()
+            if (lp.decoded_token or "").strip() in DIGITS
+        }
         return expected_from_probs(probs)
 
     def score(self, rows: list[dict]) -> list[dict]:
@@ -332,7 +383,9 @@ def ensure_writable(folder: str | Path) -> Path:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise PermissionError(f"{folder}: cannot write here ({exc.strerror}); choose another --out") from exc
+        raise PermissionError(
+            f"{folder}: cannot write here ({exc.strerror}); choose another --out"
+        ) from exc
     return folder
 
 
@@ -361,11 +414,16 @@ def append_records(path: Path, records: Iterable[dict]) -> None:
 
 def batches(items: list, size: int) -> Iterable[list]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
-def score_rows(scorer: Scorer, rows: list[dict], out_dir: str | Path, batch_size: int = 8,
-               desc: str = "scoring") -> Path:
+def score_rows(
+    scorer: Scorer,
+    rows: list[dict],
+    out_dir: str | Path,
+    batch_size: int = 8,
+    desc: str = "scoring",
+) -> Path:
     """Score the rows not yet in `out_dir/predictions.jsonl`, appending as each batch finishes."""
     out = ensure_writable(out_dir) / "predictions.jsonl"
     repair_tail(out)
@@ -378,8 +436,14 @@ def score_rows(scorer: Scorer, rows: list[dict], out_dir: str | Path, batch_size
     return out
 
 
-def make_scorer(backend: str, model: str | Path, prompt: Prompt, video_settings: dict,
-                sampling: Sampling, **options) -> Scorer:
+def make_scorer(
+    backend: str,
+    model: str | Path,
+    prompt: Prompt,
+    video_settings: dict,
+    sampling: Sampling,
+    **options,
+) -> Scorer:
     """`transformers` or `vllm`; options go to the backend (device, dtype, tensor_parallel_size)."""
     if backend == "transformers":
         return TransformersScorer(model, prompt, video_settings, sampling, **options)
@@ -388,10 +452,21 @@ def make_scorer(backend: str, model: str | Path, prompt: Prompt, video_settings:
     raise ValueError(f"unknown backend {backend!r}: use 'transformers' or 'vllm'")
 
 
-def score_split(model: str | Path, source: str | Path, split: str | None, out_dir: str | Path,
-                prompt_path: str | Path, video_settings: dict, sampling: Sampling | None = None,
-                backend: str = "transformers", limit: int | None = None, batch_size: int = 8,
-                videos_dir: str | Path | None = None, report: bool = True, **options) -> Path:
+def score_split(
+    model: str | Path,
+    source: str | Path,
+    split: str | None,
+    out_dir: str | Path,
+    prompt_path: str | Path,
+    video_settings: dict,
+    sampling: Sampling | None = None,
+    backend: str = "transformers",
+    limit: int | None = None,
+    batch_size: int = 8,
+    videos_dir: str | Path | None = None,
+    report: bool = True,
+    **options,
+) -> Path:
     """Load a split, fetch its videos if they are remote, score what is not scored yet, and
     write `predictions.jsonl` (and `report.html`) under `out_dir`."""
     from .metrics import read_predictions
@@ -406,9 +481,13 @@ def score_split(model: str | Path, source: str | Path, split: str | None, out_di
         download_videos(rows, videos_dir or out_dir.parent)
     rows = [row for row in rows if row["video"] is not None]
     scorer = make_scorer(backend, model, prompt, video_settings, sampling or Sampling(), **options)
-    predictions = score_rows(scorer, rows, out_dir, batch_size, desc=f"scoring {Path(str(model)).name}")
+    predictions = score_rows(
+        scorer, rows, out_dir, batch_size, desc=f"scoring {Path(str(model)).name}"
+    )
     if report:
-        write_report(read_predictions(predictions), out_dir / "report.html", title=f"{model} on {split}")
+        write_report(
+            read_predictions(predictions), out_dir / "report.html", title=f"{model} on {split}"
+        )
     return predictions
 
 

@@ -42,8 +42,10 @@ def collect(run: Path) -> dict[str, dict]:
 
 
 def records(run: Path) -> dict[str, list[dict]]:
-    return {name: read_predictions(folder / "predictions.jsonl")
-            for name, folder in prediction_dirs(run).items()}
+    return {
+        name: read_predictions(folder / "predictions.jsonl")
+        for name, folder in prediction_dirs(run).items()
+    }
 
 
 def _cell(value) -> str:
@@ -56,11 +58,23 @@ def _cell(value) -> str:
 
 def results_rows(systems: dict[str, dict]) -> list[dict]:
     """One row per system of this run, then the published rows, clearly marked as published."""
-    rows = [{"system": f"{SYSTEMS[name]} (this run)", **{k: m.get(k) for k in COLUMNS},
-             "accuracy_ci": m.get("accuracy_ci"), "pearson_ci": m.get("pearson_ci")}
-            for name, m in systems.items()]
-    rows += [{"system": f"{row['system']} (published)", "accuracy": row["accuracy"],
-              "pearson": row["pearson"]} for row in PUBLISHED]
+    rows = [
+        {
+            "system": f"{SYSTEMS[name]} (this run)",
+            **{k: m.get(k) for k in COLUMNS},
+            "accuracy_ci": m.get("accuracy_ci"),
+            "pearson_ci": m.get("pearson_ci"),
+        }
+        for name, m in systems.items()
+    ]
+    rows += [
+        {
+            "system": f"{row['system']} (published)",
+            "accuracy": row["accuracy"],
+            "pearson": row["pearson"],
+        }
+        for row in PUBLISHED
+    ]
     return rows
 
 
@@ -81,9 +95,16 @@ def disagreements(by_system: dict[str, list[dict]], n: int = 3) -> list[dict]:
         preds = {name: indexed[name][video_id]["pred"] for name in names}
         parsed = [p for p in preds.values() if p is not None]
         spread = (max(parsed) - min(parsed)) if len(parsed) > 1 else 0
-        found.append({"id": video_id, "pc": indexed[names[0]][video_id]["pc"], "spread": spread,
-                      "video": indexed[names[0]][video_id].get("video"), "preds": preds,
-                      "raw": {name: indexed[name][video_id]["raw"][:1] for name in names}})
+        found.append(
+            {
+                "id": video_id,
+                "pc": indexed[names[0]][video_id]["pc"],
+                "spread": spread,
+                "video": indexed[names[0]][video_id].get("video"),
+                "preds": preds,
+                "raw": {name: indexed[name][video_id]["raw"][:1] for name in names},
+            }
+        )
     found.sort(key=lambda row: (-row["spread"], row["id"]))
     return found[:n]
 
@@ -99,6 +120,7 @@ def write_summary(run: Path, systems: dict[str, dict]) -> tuple[Path, Path]:
         "# Physical plausibility: results of this run\n\n"
         "Metrics on the evaluation split against human `pc` scores; rows marked (published) are\n"
         "numbers reported on the real VideoPhy-2 test split, not computed by this run.\n\n"
-        + markdown_table(results_rows(systems)) + "\n"
+        + markdown_table(results_rows(systems))
+        + "\n"
     )
     return json_path, md_path

@@ -83,7 +83,9 @@ def training_corpus() -> list[str]:
     for path in sorted((REPO_ROOT / "prompts").glob("*.yaml")):
         texts.extend(str(v) for v in yaml.safe_load(path.read_text()).values())
     for score in range(1, 6):
-        texts.append(f"<think>\nThe ball falls and bounces.\n</think>\n\n<answer>\n{score}\n</answer>")
+        texts.append(
+            f"<think>\nThe ball falls and bounces.\n</think>\n\n<answer>\n{score}\n</answer>"
+        )
     return texts
 
 

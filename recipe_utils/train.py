@@ -97,7 +97,7 @@ def batch_order(n: int, batch_size: int, step: int, seed: int) -> list[int]:
     epoch, offset = divmod(step, per_epoch)
     order = list(range(n))
     random.Random(seed * 100_003 + epoch).shuffle(order)
-    return order[offset * batch_size:(offset + 1) * batch_size]
+    return order[offset * batch_size : (offset + 1) * batch_size]
 
 
 def assistant_labels(input_ids: torch.Tensor, header: list[int], pad_id: int) -> torch.Tensor:
@@ -105,7 +105,7 @@ def assistant_labels(input_ids: torch.Tensor, header: list[int], pad_id: int) ->
     labels = torch.full_like(input_ids, -100)
     width = len(header)
     for row, ids in enumerate(input_ids.tolist()):
-        starts = [i for i in range(len(ids) - width + 1) if ids[i:i + width] == header]
+        starts = [i for i in range(len(ids) - width + 1) if ids[i : i + width] == header]
         if not starts:
             raise ValueError("a training example has no assistant turn to learn from")
         begin = starts[-1] + width
@@ -126,8 +126,14 @@ def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def make_optimizer(model, lr: float, weight_decay: float, warmup: int, total: int,
-                   betas: tuple[float, float] = (0.9, 0.999)):
+def make_optimizer(
+    model,
+    lr: float,
+    weight_decay: float,
+    warmup: int,
+    total: int,
+    betas: tuple[float, float] = (0.9, 0.999),
+):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total))
@@ -151,8 +157,10 @@ def save_checkpoint(out_dir: Path, step: int, model, processor, optimizer, sched
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
-    torch.save({"step": step, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict()}, tmp / "trainer_state.pt")
+    torch.save(
+        {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+        tmp / "trainer_state.pt",
+    )
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final
@@ -197,13 +205,21 @@ def add_lora(model, rank: int):
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError as exc:
-        raise ImportError("LoRA needs peft: install the `train` extra (pip install -e .[train])") from exc
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+        raise ImportError(
+            "LoRA needs peft: install the `train` extra (pip install -e .[train])"
+        ) from exc
+    config = LoraConfig(
+        r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
     return get_peft_model(model, config)
 
 
-def train_sft(model_path: str | Path, dataset_path: str | Path, out_dir: str | Path,
-              settings: SFTSettings | None = None) -> Path:
+def train_sft(
+    model_path: str | Path,
+    dataset_path: str | Path,
+    out_dir: str | Path,
+    settings: SFTSettings | None = None,
+) -> Path:
     """Fine-tune on prepared conversations with the loss on the answer tokens only."""
     s = settings or SFTSettings()
     out_dir = Path(out_dir)
@@ -288,8 +304,13 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) 
     return advantages.view(-1)
 
 
-def clipped_objective(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                      epsilon_low: float, epsilon_high: float) -> torch.Tensor:
+def clipped_objective(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    epsilon_low: float,
+    epsilon_high: float,
+) -> torch.Tensor:
     """Per-token PPO surrogate to maximise: min(ratio * A, clip(ratio, 1-el, 1+eh) * A)."""
     ratio = torch.exp(logp - old_logp)
     adv = advantages.unsqueeze(-1)
@@ -328,11 +349,12 @@ def expand_vision(inputs: dict, group: int) -> dict:
     }
 
 
-def token_logprobs(model, sequences: torch.Tensor, attention: torch.Tensor, vision: dict,
-                   prompt_len: int) -> torch.Tensor:
+def token_logprobs(
+    model, sequences: torch.Tensor, attention: torch.Tensor, vision: dict, prompt_len: int
+) -> torch.Tensor:
     """Log-probabilities of the completion tokens (positions after `prompt_len`)."""
     logits = model(input_ids=sequences, attention_mask=attention, **vision).logits
-    logits = logits[:, prompt_len - 1:-1].float()
+    logits = logits[:, prompt_len - 1 : -1].float()
     targets = sequences[:, prompt_len:]
     return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
@@ -355,8 +377,12 @@ def collapsed_score(histogram: dict[str, int], share: float) -> str | None:
     return top if total and parsed[top] / total >= share else None
 
 
-def train_grpo(model_path: str | Path, dataset_path: str | Path, out_dir: str | Path,
-               settings: GRPOSettings | None = None) -> Path:
+def train_grpo(
+    model_path: str | Path,
+    dataset_path: str | Path,
+    out_dir: str | Path,
+    settings: GRPOSettings | None = None,
+) -> Path:
     """GRPO with the dense accuracy + format reward, a clipped ratio and a KL pull to the start."""
     import warnings
 
@@ -374,7 +400,9 @@ def train_grpo(model_path: str | Path, dataset_path: str | Path, out_dir: str | 
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"
     stop = stop_ids(tokenizer)
-    optimizer, scheduler = make_optimizer(model, s.lr, s.weight_decay, s.warmup_steps, s.steps, s.betas)
+    optimizer, scheduler = make_optimizer(
+        model, s.lr, s.weight_decay, s.warmup_steps, s.steps, s.betas
+    )
     log = out_dir / "train_log.jsonl"
     if start:
         restore_optimizer(weights, optimizer, scheduler)
@@ -389,26 +417,39 @@ def train_grpo(model_path: str | Path, dataset_path: str | Path, out_dir: str | 
         model.eval()
         with torch.no_grad():
             sequences = model.generate(
-                **inputs, do_sample=True, temperature=s.temperature, top_k=None, top_p=None,
-                max_new_tokens=s.max_new_tokens, num_return_sequences=s.generations,
-                eos_token_id=stop, pad_token_id=tokenizer.pad_token_id)
+                **inputs,
+                do_sample=True,
+                temperature=s.temperature,
+                top_k=None,
+                top_p=None,
+                max_new_tokens=s.max_new_tokens,
+                num_return_sequences=s.generations,
+                eos_token_id=stop,
+                pad_token_id=tokenizer.pad_token_id,
+            )
         prompt_len = inputs["input_ids"].shape[1]
         completions = sequences[:, prompt_len:]
         mask = completion_mask(completions, stop)
-        texts = tokenizer.batch_decode(completions * mask.long() + tokenizer.pad_token_id * (1 - mask.long()),
-                                       skip_special_tokens=True)
+        texts = tokenizer.batch_decode(
+            completions * mask.long() + tokenizer.pad_token_id * (1 - mask.long()),
+            skip_special_tokens=True,
+        )
         references = [data.reference(i) for i in idx for _ in range(s.generations)]
         accuracy = torch.tensor([accuracy_reward(t, r) for t, r in zip(texts, references)])
         fmt = torch.tensor([format_reward(t, r) for t, r in zip(texts, references)])
         rewards = accuracy + fmt
         advantages = group_advantages(rewards, s.generations).to(model.device)
-        attention = torch.cat([inputs["attention_mask"].repeat_interleave(s.generations, 0), mask.long()], 1)
+        attention = torch.cat(
+            [inputs["attention_mask"].repeat_interleave(s.generations, 0), mask.long()], 1
+        )
         vision = expand_vision(inputs, s.generations)
         with torch.no_grad():
             ref_logp = token_logprobs(reference, sequences, attention, vision, prompt_len)
         model.train()
         logp = token_logprobs(model, sequences, attention, vision, prompt_len)
-        old_logp = logp.detach()  # one update per batch (mu_iterations = 1): ratio is 1, gradient is not
+        old_logp = (
+            logp.detach()
+        )  # one update per batch (mu_iterations = 1): ratio is 1, gradient is not
         surrogate = clipped_objective(logp, old_logp, advantages, s.epsilon_low, s.epsilon_high)
         kl = kl_penalty(logp, ref_logp)
         loss = -masked_mean(surrogate - s.kl_beta * kl, mask)
@@ -433,8 +474,11 @@ def train_grpo(model_path: str | Path, dataset_path: str | Path, out_dir: str | 
         bar.set_postfix(reward=f"{entry['reward_mean']:.2f}", kl=f"{entry['kl']:.3f}")
         top = collapsed_score(histogram, s.collapse_share)
         if top is not None:
-            warnings.warn(f"step {step + 1}: {histogram[top]} of the answers are {top}: the policy is "
-                          "collapsing onto one score (balance the labels, keep kl_beta > 0)", stacklevel=2)
+            warnings.warn(
+                f"step {step + 1}: {histogram[top]} of the answers are {top}: the policy is "
+                "collapsing onto one score (balance the labels, keep kl_beta > 0)",
+                stacklevel=2,
+            )
         if (step + 1) % s.save_every == 0 or step + 1 == s.steps:
             save_checkpoint(out_dir, step + 1, model, processor, optimizer, scheduler)
     return checkpoints(out_dir)[s.steps]

@@ -143,10 +143,12 @@ def resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
 
     if frames.shape[1:3] == (height, width):
         return frames
-    return np.stack([
-        np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC))
-        for frame in frames
-    ])
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC))
+            for frame in frames
+        ]
+    )
 
 
 def load_clip(

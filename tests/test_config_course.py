@@ -1,10 +1,10 @@
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 import yaml
 
 from recipe_utils import course
@@ -42,7 +42,11 @@ def write_notebook(path: Path, source: str) -> Path:
     params = nbformat.v4.new_code_cell('PROFILE = "smoke"\nRUN_DIR = ""\nWHO = "world"')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(source)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
     return path
 
@@ -51,8 +55,10 @@ def write_notebook(path: Path, source: str) -> Path:
 def notebooks(tmp_path):
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    write_notebook(folder / "01_hello.ipynb",
-                   "from pathlib import Path\nPath(RUN_DIR, 'hello.txt').write_text(f'hello {WHO}')")
+    write_notebook(
+        folder / "01_hello.ipynb",
+        "from pathlib import Path\nPath(RUN_DIR, 'hello.txt').write_text(f'hello {WHO}')",
+    )
     write_notebook(folder / "02_fails.ipynb", "x = 1\nraise ValueError('boom in cell')")
     return folder
 
@@ -64,7 +70,9 @@ def test_runner_executes_in_order_with_parameters(notebooks, tmp_path):
 
 
 def test_runner_stops_at_the_failing_notebook_and_names_the_cell(notebooks, tmp_path):
-    with pytest.raises(course.CourseError, match=r"02_fails.ipynb failed in cell \[2\]: ValueError: boom"):
+    with pytest.raises(
+        course.CourseError, match=r"02_fails.ipynb failed in cell \[2\]: ValueError: boom"
+    ):
         course.run_course("smoke", out=tmp_path / "run", folder=notebooks)
     assert (tmp_path / "run" / "hello.txt").exists()  # the first one ran
 
@@ -88,13 +96,21 @@ def test_course_notebooks_declare_what_the_profiles_pass():
     for profile in ("smoke", "full"):
         config = load_config(profile)
         for notebook in course.find_notebooks():
-            course.check_parameters(notebook, course.notebook_parameters(config, profile, notebook, Path("r")))
+            course.check_parameters(
+                notebook, course.notebook_parameters(config, profile, notebook, Path("r"))
+            )
 
 
-@pytest.mark.parametrize("command", ["tiny-model", "synth", "course", "prepare", "score", "evaluate", "train"])
+@pytest.mark.parametrize(
+    "command", ["tiny-model", "synth", "course", "prepare", "score", "evaluate", "train"]
+)
 def test_every_command_has_help(command):
-    result = subprocess.run([sys.executable, "-m", "recipe_utils", command, "--help"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "recipe_utils", command, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "usage:" in result.stdout
 
 
@@ -107,5 +123,7 @@ def test_environment_yml_installs_the_same_project():
     assert {"ffmpeg", "pip"} <= {d.split("=")[0] for d in conda} and "python=3.11" in conda
     assert "-e .[dev]" in pip and "-c constraints/cpu.txt" in pip
     names = {d.split("=")[0].split(">")[0].split("<")[0] for d in conda}
-    declared = {d.split("=")[0].split(">")[0].split("<")[0].split("[")[0] for d in project["dependencies"]}
+    declared = {
+        d.split("=")[0].split(">")[0].split("<")[0].split("[")[0] for d in project["dependencies"]
+    }
     assert not names & declared, "a package is pinned both by conda and by pyproject"

@@ -92,8 +92,9 @@ def test_read_only_output_is_refused_before_work(tmp_path):
 
 
 def test_vllm_request_holds_the_chat_prompt_and_frames(tiny_model, prompt, synth):
-    vllm = VllmScorer(tiny_model, prompt, {"fps": 4, "total_pixels": 8192 * 28 * 28},
-                      Sampling(), llm=object())
+    vllm = VllmScorer(
+        tiny_model, prompt, {"fps": 4, "total_pixels": 8192 * 28 * 28}, Sampling(), llm=object()
+    )
     row = load_rows(synth, "test").rows[0]
     messages, clip = scoring.load_clips([row], prompt, vllm.video_settings)[0][0][1:]
     request = vllm.request(messages, clip)
@@ -130,14 +131,38 @@ def test_vllm_missing_gives_an_install_hint(tiny_model, prompt, monkeypatch):
 @pytest.mark.slow
 def test_killed_scoring_run_resumes_without_loss_or_duplicates(tiny_model, synth, tmp_path):
     out = tmp_path / "scores"
-    command = [sys.executable, "-m", "recipe_utils", "score", "--model", str(tiny_model),
-               "--source", str(synth), "--split", "test", "--out", str(out), "--limit", "12",
-               "--batch-size", "1", "--fps", "4", "--max-tokens", "48", "--greedy"]
+    command = [
+        sys.executable,
+        "-m",
+        "recipe_utils",
+        "score",
+        "--model",
+        str(tiny_model),
+        "--source",
+        str(synth),
+        "--split",
+        "test",
+        "--out",
+        str(out),
+        "--limit",
+        "12",
+        "--batch-size",
+        "1",
+        "--fps",
+        "4",
+        "--max-tokens",
+        "48",
+        "--greedy",
+    ]
     env = dict(os.environ, TQDM_DISABLE="1")
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     predictions = out / "predictions.jsonl"
     deadline = time.time() + 120
-    while time.time() < deadline and (not predictions.exists() or predictions.read_text().count("\n") < 2):
+    while time.time() < deadline and (
+        not predictions.exists() or predictions.read_text().count("\n") < 2
+    ):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()

@@ -22,11 +22,11 @@ def steps(values):
 
 def test_ground_truth_rule():
     assert S.pc_for([]) == 5
-    assert S.pc_for(["resize"]) == 4  # one minor violation
-    assert S.pc_for(["vanish"]) == 3  # one major
-    assert S.pc_for(["resize", "sink"]) == 3  # two minor
-    assert S.pc_for(["vanish", "sink"]) == 2
-    assert S.pc_for(["vanish", "hover", "sink"]) == 1  # never below 1
+    assert S.pc_for(["resize"]) == 4
+    assert S.pc_for(["vanish", "sink"]) == 3
+    assert S.pc_for(["vanish", "hover", "sink"]) == 2
+    assert S.pc_for(["vanish", "hover", "sink", "teleport"]) == 1
+    assert S.pc_for(["vanish", "hover", "sink", "teleport", "resize"]) == 1  # never below 1
 
 
 @pytest.mark.parametrize("pc", [1, 2, 3, 4, 5])
@@ -39,68 +39,70 @@ def test_chosen_violations_give_the_target_label(kind, pc):
         assert len(group & set(violations)) <= 1
 
 
-def test_clean_scenes_obey_gravity_and_the_floor():
+def test_clean_scenes_obey_gravity_and_stay_in_view():
     for kind in S.SCENES:
-        scene = S.build_scene(kind, np.random.default_rng(1))
-        for body in scene.bodies:
-            assert body.visible.all()
-            assert (body.y + body.size <= S.FLOOR + 1e-6).all(), kind
+        for seed in range(10):
+            scene = S.build_scene(kind, np.random.default_rng(seed))
+            for body in scene.bodies:
+                assert body.visible.all()
+                assert (body.y + body.size <= S.FLOOR + 1e-6).all(), kind
+                assert (body.x - body.size >= 0).all() and (body.x + body.size <= S.SIZE).all(), (
+                    kind
+                )
     drop = S.build_scene("drop", np.random.default_rng(2)).bodies[0]
     assert steps(drop.y)[0] > 0 and steps(drop.y)[1] > steps(drop.y)[0]  # accelerates down
 
 
 def test_conservation_violations():
-    scene, _ = scene_with("drop", "vanish")
-    assert scene.bodies[0].visible[0] and not scene.bodies[0].visible[-1]
     scene, _ = scene_with("drop", "appear")
-    assert not scene.bodies[0].visible[0] and scene.bodies[0].visible[-1]
+    extra = scene.bodies[-1]
+    assert len(scene.bodies) == 2 and not extra.visible[0] and extra.visible[-1]
+    assert extra.y[-1] + extra.size[-1] == pytest.approx(S.FLOOR)  # resting on the floor
     scene, _ = scene_with("drop", "resize")
     size = scene.bodies[0].size
-    assert abs(size[-1] / size[0] - 1) > 0.3
+    assert size[-1] / size[0] > 1.8
 
 
 def test_gravity_violations():
     scene, _ = scene_with("drop", "hover")
     y = scene.bodies[0].y
-    assert np.all(y[3:10] == y[3]) and y[3] < S.FLOOR - 20  # stays put in mid-air
+    assert np.all(y[2:] == y[2]) and y[2] < S.FLOOR - 40  # stays put in mid-air
     scene, _ = scene_with("drop", "fall_up")
-    assert (steps(scene.bodies[0].y) <= 0).all() and scene.bodies[0].y[-1] < scene.bodies[0].y[0]
-    scene, _ = scene_with("drop", "slow_fall")
-    falling = steps(scene.bodies[0].y)[:4]
-    assert np.allclose(falling, falling[0])  # no acceleration
+    body = scene.bodies[0]
+    assert (steps(body.y) <= 0).all() and body.y[-1] == pytest.approx(
+        body.size[-1]
+    )  # at the ceiling
 
 
 def test_collision_violations():
     scene, before = scene_with("collide", "pass_through")
     mover, target = scene.bodies
-    assert mover.x[-1] > target.x[-1]  # ended up on the far side: passed through
+    assert abs(mover.x[-1] - target.x[-1]) < target.size[0]  # inside the other ball
+    assert np.ptp(target.x) == 0
     scene, before = scene_with("collide", "no_transfer")
     assert np.ptp(scene.bodies[1].x) == 0  # struck ball never moves
     assert before[1][0][-1] > before[1][0][0]  # while in the clean scene it did
 
 
 def test_temporal_violations():
-    scene, before = scene_with("collide", "early_start")
-    target_x, clean_x = scene.bodies[1].x, before[1][0]
-    first_move = np.argmax(steps(target_x) > 0)
-    assert first_move < np.argmax(steps(clean_x) > 0)  # moves before it is hit
     scene, before = scene_with("slide", "reverse")
     assert (steps(scene.bodies[0].x) < 0).any() and not (steps(before[0][0]) < 0).any()
-    scene, _ = scene_with("drop", "teleport")
-    assert np.abs(steps(scene.bodies[0].x)).max() >= 28
+    scene, before = scene_with("drop", "teleport")
+    jumps = np.abs(steps(scene.bodies[0].x))
+    assert (jumps >= 28).sum() >= 3  # back and forth, several times
 
 
 def test_spatial_violations():
     scene, _ = scene_with("drop", "sink")
     body = scene.bodies[0]
-    assert (body.y - body.size).max() > S.FLOOR - 2 * body.size[0] and body.y[-1] > S.FLOOR - body.size[0]
+    assert body.y[-1] > S.FLOOR - body.size[0] / 2  # most of it below the floor line
     scene, _ = scene_with("slide", "wall")
     assert scene.bodies[0].x.max() > S.WALL  # centre inside the wall
 
 
 def test_violation_is_visible_in_the_frames():
     clean = S.render(S.build_scene("drop", np.random.default_rng(5)))
-    scene, _ = scene_with("drop", "vanish", seed=5)
+    scene, _ = scene_with("drop", "hover", seed=5)
     broken = S.render(scene)
     assert (clean[-1] != broken[-1]).any()
 
@@ -116,7 +118,9 @@ def test_benchmark_files_are_decodable_labelled_and_reproducible(tmp_path):
     assert (info.frames, info.width, info.height) == (S.FRAMES, S.SIZE, S.SIZE)
     for row in rows:
         assert row["pc"] == S.pc_for(row["human_violated_rules"])
-        assert row["model_name"] == "synthetic" and row["joint"] == int(row["sa"] >= 4 and row["pc"] >= 4)
+        assert row["model_name"] == "synthetic" and row["joint"] == int(
+            row["sa"] >= 4 and row["pc"] >= 4
+        )
 
 
 def test_every_label_occurs_and_train_is_imbalanced_towards_4():

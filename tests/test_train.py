@@ -12,15 +12,24 @@ from recipe_utils.videophy2 import prepare
 @pytest.fixture(scope="module")
 def conversations(synth, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared") / "sft"
-    return prepare(synth, "train", out, PROMPTS_DIR / "video_reward.yaml", fps=4, max_pixels=112 * 112,
-                   limit=8)
+    return prepare(
+        synth, "train", out, PROMPTS_DIR / "video_reward.yaml", fps=4, max_pixels=112 * 112, limit=8
+    )
 
 
 @pytest.fixture(scope="module")
 def thinking(synth, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared") / "grpo"
-    return prepare(synth, "train", out, PROMPTS_DIR / "video_reward_with_thinking.yaml", fps=4,
-                   max_pixels=112 * 112, limit=8, balance_labels=True)
+    return prepare(
+        synth,
+        "train",
+        out,
+        PROMPTS_DIR / "video_reward_with_thinking.yaml",
+        fps=4,
+        max_pixels=112 * 112,
+        limit=8,
+        balance_labels=True,
+    )
 
 
 def test_batch_order_is_a_seeded_shuffle_per_epoch():
@@ -62,7 +71,9 @@ def test_clipped_objective_by_hand():
     logp = torch.log(torch.tensor([[1.5, 0.5, 1.1]]))
     old = torch.zeros(1, 3)
     positive = train.clipped_objective(logp, old, torch.tensor([2.0]), 0.2, 0.2)
-    assert positive.tolist()[0] == pytest.approx([2.4, 1.0, 2.2])  # 1.5 clipped to 1.2; min keeps 0.5
+    assert positive.tolist()[0] == pytest.approx(
+        [2.4, 1.0, 2.2]
+    )  # 1.5 clipped to 1.2; min keeps 0.5
     negative = train.clipped_objective(logp, old, torch.tensor([-1.0]), 0.2, 0.2)
     assert negative.tolist()[0] == pytest.approx([-1.5, -0.8, -1.1])  # pessimistic side
 
@@ -80,9 +91,11 @@ def test_completion_mask_stops_after_the_first_stop_token():
 
 
 def test_expand_vision_repeats_each_prompts_video_in_order():
-    inputs = {"pixel_values_videos": torch.arange(6.0).view(6, 1),
-              "video_grid_thw": torch.tensor([[1, 1, 2], [1, 2, 2]]),
-              "second_per_grid_ts": torch.tensor([0.5, 1.0])}
+    inputs = {
+        "pixel_values_videos": torch.arange(6.0).view(6, 1),
+        "video_grid_thw": torch.tensor([[1, 1, 2], [1, 2, 2]]),
+        "second_per_grid_ts": torch.tensor([0.5, 1.0]),
+    }
     vision = train.expand_vision(inputs, group=2)
     assert vision["pixel_values_videos"].view(-1).tolist() == [0, 1, 0, 1, 2, 3, 4, 5, 2, 3, 4, 5]
     assert vision["video_grid_thw"].tolist() == [[1, 1, 2], [1, 1, 2], [1, 2, 2], [1, 2, 2]]
@@ -113,8 +126,15 @@ def test_sft_saves_loadable_checkpoints_and_resumes(tiny_model, conversations, t
 
 
 def test_grpo_logs_rewards_kl_and_answers(tiny_model, thinking, tmp_path):
-    settings = train.GRPOSettings(steps=2, prompts_per_step=2, generations=3, max_new_tokens=4,
-                                  save_every=2, lr=1e-4, device="cpu")
+    settings = train.GRPOSettings(
+        steps=2,
+        prompts_per_step=2,
+        generations=3,
+        max_new_tokens=4,
+        save_every=2,
+        lr=1e-4,
+        device="cpu",
+    )
     final = train.train_grpo(tiny_model, thinking, tmp_path, settings)
     assert final.name == "step_2"
     log = train.read_log(tmp_path / "train_log.jsonl")
