@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: course test lint install clean
+.PHONY: course test lint install clean sync
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	python3 -m venv $(VENV)
@@ -26,3 +26,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache
+
+sync: $(STAMP)  # after editing a notebook's .py twin: regenerate the .ipynb, without outputs
+	$(VENV)/bin/jupytext --to ipynb notebooks/0*.py
+	$(VENV)/bin/nbstripout notebooks/*.ipynb

@@ -72,9 +72,7 @@ def load_config(profile: str | Path = "smoke", overrides: dict | None = None) ->
 
 def run_dir(config: dict, override: str | Path | None = None) -> Path:
     """The folder a course run writes to, created on demand; relative paths are from the repo."""
-    path = Path(override or config["run_dir"])
-    if not path.is_absolute():
-        path = REPO_ROOT / path
+    path = repo_path(override or config["run_dir"])
     path.mkdir(parents=True, exist_ok=True)
     return path
 

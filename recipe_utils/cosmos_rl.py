@@ -27,11 +27,11 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from recipe_utils.config import CONFIG_DIR, repo_path
 from recipe_utils.prompts import load_prompt
 from recipe_utils.videophy2 import VIDEO_KEYS, load_conversations
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE_DIR = REPO_ROOT / "configs" / "cosmos_rl"
+TEMPLATE_DIR = CONFIG_DIR / "cosmos_rl"
 KINDS = ("sft", "grpo")
 INSTALL_HINT = "install the `train` extra: pip install -e .[train]"
 # cosmos-rl 0.4.7's defaults for [policy.parallelism] / [rollout.parallelism]
@@ -288,11 +288,6 @@ def _text(message: dict) -> str:
     return "".join(item.get("text", "") for item in content if item.get("type") == "text")
 
 
-def _resolve_prompt(path: str | Path) -> Path:
-    path = Path(path)
-    return path if path.is_absolute() else REPO_ROOT / path
-
-
 class ConversationDataset(Dataset):
     """The chat conversations of a dataset written by `recipe_utils.videophy2.prepare`.
 
@@ -363,7 +358,7 @@ class ConversationDataset(Dataset):
         return messages
 
     def _check_settings(self, ids: list, expected: dict[str, Any]) -> None:
-        prompt = load_prompt(_resolve_prompt(expected["prompt"])) if "prompt" in expected else None
+        prompt = load_prompt(repo_path(expected["prompt"])) if "prompt" in expected else None
         video_keys = [key for key in expected if key in VIDEO_KEYS]
         problems = []
         for index, messages in enumerate(self.conversations):

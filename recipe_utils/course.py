@@ -58,9 +58,13 @@ def check_parameters(notebook: Path, params: dict[str, Any]) -> None:
 
 
 def failure_message(notebook: Path, output: Path, exc: Exception) -> str:
+    """Name the notebook, the cell (its number in the executed copy and its first line) and the error."""
     cell = getattr(exc, "exec_count", None)
+    first_line = (getattr(exc, "source", "") or "").strip().splitlines()[:1]
     ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
     where = f"cell [{cell}]" if cell is not None else "a cell"
+    if first_line:
+        where += f" ({first_line[0]!r})"
     return f"{notebook.name} failed in {where}: {ename}: {evalue}\nexecuted copy: {output}"
 
 

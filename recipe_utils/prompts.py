@@ -12,7 +12,9 @@ from pathlib import Path
 
 import yaml
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+from .config import REPO_ROOT
+
+PROMPTS_DIR = REPO_ROOT / "prompts"
 REQUIRED_KEYS = ("system_prompt", "user_prompt")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .metrics import PUBLISHED, read_predictions
 
-SYSTEMS = {"zero_shot": "zero-shot", "sft": "SFT (best)", "grpo": "GRPO (best)"}
+SYSTEMS = {"zero_shot": "zero-shot", "sft": "SFT best", "grpo": "GRPO best"}
 COLUMNS = ("accuracy", "pearson", "spearman", "mae", "within1", "parse_failure_rate")
 
 

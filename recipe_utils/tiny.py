@@ -14,7 +14,7 @@ import torch
 import yaml
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from .config import REPO_ROOT
+from .prompts import PROMPTS_DIR
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -80,7 +80,7 @@ MAX_PIXELS = 8192 * 28 * 28
 def training_corpus() -> list[str]:
     """Text the tokenizer learns merges from: the benchmark prompts and answer templates."""
     texts = []
-    for path in sorted((REPO_ROOT / "prompts").glob("*.yaml")):
+    for path in sorted(PROMPTS_DIR.glob("*.yaml")):
         texts.extend(str(v) for v in yaml.safe_load(path.read_text()).values())
     for score in range(1, 6):
         texts.append(
