@@ -347,7 +347,13 @@ def test_prepare_builds_one_conversation_per_valid_row(bench, tmp_path):
     assert dataset["id"] == [f"train_{i:04d}" for i in range(10)]
     assert assistant_scores(dataset) == dataset["pc"] == PCS
     video = json.loads(dataset[0]["conversations"])[1]["content"][0]
-    assert video == {"type": "video", "video": dataset[0]["video"], "fps": 2, "max_pixels": 3136}
+    assert video == {
+        "type": "video",
+        "video": dataset[0]["video"],
+        "fps": 2,
+        "max_pixels": 3136,
+        "min_pixels": 3136,
+    }  # written for qwen-vl-utils, whose default is larger
     assert Path(video["video"]).is_absolute() and Path(video["video"]).is_file()
     assert dataset[0]["physics_rules_followed"] == ["gravity"]
     assert dataset[0]["human_violated_rules"] == []
