@@ -9,6 +9,7 @@ when restarted: an interrupted run loses at most the steps since its last checkp
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -155,7 +156,10 @@ def save_checkpoint(out_dir: Path, step: int, model, processor, optimizer, sched
     final = out_dir / "checkpoints" / f"step_{step}"
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    if hasattr(model, "merge_and_unload"):  # LoRA: save whole merged weights the scorer can load
+        copy.deepcopy(model).merge_and_unload().save_pretrained(tmp)
+    else:
+        model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
     torch.save(
         {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},

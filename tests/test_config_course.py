@@ -71,7 +71,8 @@ def test_runner_executes_in_order_with_parameters(notebooks, tmp_path):
 
 def test_runner_stops_at_the_failing_notebook_and_names_the_cell(notebooks, tmp_path):
     with pytest.raises(
-        course.CourseError, match=r"02_fails.ipynb failed in cell \[3\] \('x = 1'\): ValueError: boom"
+        course.CourseError,
+        match=r"02_fails.ipynb failed in cell \[3\] \('x = 1'\): ValueError: boom",
     ):
         course.run_course("smoke", out=tmp_path / "run", folder=notebooks)
     assert (tmp_path / "run" / "hello.txt").exists()  # the first one ran

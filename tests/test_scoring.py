@@ -172,3 +172,15 @@ def test_killed_scoring_run_resumes_without_loss_or_duplicates(tiny_model, synth
     ids = [json.loads(line)["id"] for line in predictions.read_text().splitlines()]
     assert len(ids) == 12 and len(set(ids)) == 12
     assert (out / "report.html").exists()
+
+
+def test_html_report_shows_frames_answers_and_truth(scorer, synth, tmp_path):
+    from recipe_utils.report import write_report
+
+    records = scorer.score(load_rows(synth, "test").rows[:2])
+    records.append(scoring.failed_record({"id": "gone", "pc": 3}, "gone.mp4: no such video file"))
+    page = write_report(records, tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 8  # 4 frames for each readable video
+    assert "gone.mp4: no such video file" in page
+    for record in records:
+        assert f"<td>{record['pc']}</td>" in page

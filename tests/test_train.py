@@ -143,3 +143,15 @@ def test_grpo_logs_rewards_kl_and_answers(tiny_model, thinking, tmp_path):
         assert 0 <= entry["reward_mean"] <= 2 and entry["kl"] >= 0
         assert sum(entry["prediction_histogram"].values()) == 6  # 2 prompts x 3 answers
     assert json.loads((tmp_path / "settings.json").read_text())["kl_beta"] == 0.05
+
+
+def test_lora_checkpoints_hold_merged_weights_the_scorer_loads(tiny_model, conversations, tmp_path):
+    pytest.importorskip("peft")
+    from transformers import AutoModelForImageTextToText
+
+    settings = train.SFTSettings(steps=1, batch_size=2, save_every=1, device="cpu", lora_rank=2)
+    final = train.train_sft(tiny_model, conversations, tmp_path, settings)
+    assert not (final / "adapter_config.json").exists()
+    merged = AutoModelForImageTextToText.from_pretrained(final)
+    base = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    assert merged.state_dict().keys() == base.state_dict().keys()
