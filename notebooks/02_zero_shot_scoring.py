@@ -48,7 +48,7 @@ N_EXAMPLES: int = 4  # example answers printed
 # %%
 config = load_config(PROFILE)
 run = run_dir(config, RUN_DIR or None)
-prompt = load_prompt(repo_path(config["prompts"]["scoring"]))
+prompt = load_prompt(repo_path(config["scoring"]["prompt"]))
 print(prompt.system)
 print("USER:", prompt.user)
 

@@ -23,6 +23,10 @@
 #   `<answer>\nN\n</answer>`), the same dataset the cosmos-rl job reads on 8 GPUs;
 # - what the loss is computed on (the answer tokens only) and what the recipe's video settings
 #   are for training (1 fps, 81,920 pixels per frame) versus scoring (16 fps, a clip budget);
+# - why the smoke profile balances the labels for SFT too: a model that starts from nothing
+#   answers the most frequent label ("4") for a long time on the imbalanced split, while on
+#   balanced data it learns the whole scale in the same number of steps (the published recipe
+#   fine-tunes a model that already knows the scale, on the labels as they come);
 # - how to choose a checkpoint: score every checkpoint and look at accuracy *and* correlation,
 #   which do not always peak at the same step (the published SFT curve peaks at step 60 for r
 #   and step 100 for accuracy).
@@ -38,7 +42,7 @@ from recipe_utils.config import load_config, run_dir
 from recipe_utils.metrics import PUBLISHED_SFT_STEPS, compute_metrics, read_predictions
 from recipe_utils.pipeline import dataset_stage, sweep_stage, train_stage
 from recipe_utils.train import read_log
-from recipe_utils.videophy2 import label_counts, load_conversations
+from recipe_utils.videophy2 import load_conversations
 
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
@@ -50,8 +54,13 @@ config = load_config(PROFILE)
 run = run_dir(config, RUN_DIR or None)
 out = run / "03_sft"
 out.mkdir(exist_ok=True)
-dataset = load_conversations(dataset_stage("sft", config, run))
-print(f"{len(dataset)} training conversations; label counts {label_counts(list(dataset))}")
+prepared = dataset_stage("sft", config, run)
+report = json.loads((prepared / "prepare_report.json").read_text())
+dataset = load_conversations(prepared)
+print(
+    f"{len(dataset)} training conversations; pc counts in the train split "
+    f"{report['label_counts_before']}, in the training set {report['label_counts_after']}"
+)
 json.loads(dataset[0]["conversations"])
 
 # %% [markdown]
@@ -108,8 +117,8 @@ for record in before[:N_EXAMPLES]:
 best_metrics = json.loads(
     (run / "sft" / "sweep" / f"step_{best_step}" / "metrics.json").read_text()
 )
-counts = label_counts(list(dataset))
-majority = max(counts, key=counts.get)
+counts = report["label_counts_before"]  # the split as it comes, before any balancing
+majority = int(max(counts, key=counts.get))
 constant = compute_metrics(
     [{"id": r["id"], "pc": r["pc"], "pred": majority} for r in before], n_boot=0
 )

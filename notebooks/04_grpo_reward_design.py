@@ -33,12 +33,14 @@
 # %%
 import json
 
+import torch
+
 from recipe_utils import plots
 from recipe_utils.config import load_config, run_dir
 from recipe_utils.metrics import PUBLISHED
 from recipe_utils.pipeline import dataset_stage, sweep_stage, train_stage
 from recipe_utils.rewards import accuracy_reward, format_reward
-from recipe_utils.train import GRPOSettings, read_log
+from recipe_utils.train import GRPOSettings, group_advantages, read_log
 
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
@@ -78,8 +80,21 @@ examples = [
 ]
 
 # %% [markdown]
+# ## Which prompt
+# The recipe's GRPO prompt is the "with thinking" variant: reason in `<think>`, then answer.
+# A policy can only learn from groups whose answers earn *different* rewards: if all G answers
+# for a clip score the same (for instance all unparseable, reward 0), the group-normalised
+# advantages are all zero and that clip teaches nothing. The tiny smoke model was fine-tuned on
+# the plain scoring prompt and answers nothing parseable under the thinking prompt, so the smoke
+# profile runs GRPO with the SFT prompt; the full profile uses the recipe's thinking prompt.
+
+# %%
+print("GRPO prompt:", config["grpo"]["prompt"])
+print("advantages of a group that all scored 0:", group_advantages(torch.zeros(8), 8).tolist())
+
+# %% [markdown]
 # ## Balanced labels
-# The GRPO dataset uses the thinking prompt and resamples every label to the same count.
+# The GRPO dataset resamples every label to the same count.
 
 # %%
 report = json.loads((dataset_stage("grpo", config, run) / "prepare_report.json").read_text())
@@ -136,7 +151,7 @@ plots.save_figure(fig, out / "balanced_vs_unbalanced.png")
 
 # %% [markdown]
 # ## Score every checkpoint
-# Step 0 is the SFT checkpoint GRPO started from, scored with the thinking prompt.
+# Step 0 is the SFT checkpoint GRPO started from, scored with the GRPO prompt.
 
 # %%
 sweep = sweep_stage("grpo", config, run)
@@ -152,7 +167,8 @@ for metric in ("accuracy", "pearson"):
 sweep["steps"]
 
 # %% [markdown]
-# ## A thinking trace before and after
+# ## An answer before and after
+# With the thinking prompt (full profile) this shows the reasoning trace GRPO shaped.
 
 # %%
 best_step = (sweep["best_by_pearson"] or sweep["best_by_accuracy"])["step"]

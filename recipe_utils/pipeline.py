@@ -19,9 +19,6 @@ from pathlib import Path
 from .config import repo_path, resolve_model, resolve_source
 from .scoring import Sampling, score_split, sweep_checkpoints
 
-STAGE_PROMPT = {"sft": "scoring", "grpo": "thinking"}
-
-
 def dataset_stage(kind: str, config: dict, run: Path, name: str | None = None) -> Path:
     """The conversation dataset a trainer reads (GRPO: thinking prompt, balanced labels)."""
     from .videophy2 import prepare
@@ -33,7 +30,7 @@ def dataset_stage(kind: str, config: dict, run: Path, name: str | None = None) -
     return prepare(
         *resolve_source(config, run, "train"),
         out,
-        repo_path(config["prompts"][STAGE_PROMPT[kind]]),
+        repo_path(config[kind]["prompt"]),
         balance_labels=bool(config[kind].get("balance_labels", False)),
         limit=config["data"]["limit"],
         fps=video["fps"],
@@ -43,7 +40,7 @@ def dataset_stage(kind: str, config: dict, run: Path, name: str | None = None) -
     )
 
 
-def score_args(config: dict, run: Path, prompt: str = "scoring") -> dict:
+def score_args(config: dict, run: Path, prompt: str | Path) -> dict:
     """Everything `score_split` needs besides the model and the output folder."""
     scoring = config["scoring"]
     options = {}
@@ -55,7 +52,7 @@ def score_args(config: dict, run: Path, prompt: str = "scoring") -> dict:
     return dict(
         source=source,
         split=split,
-        prompt_path=repo_path(config["prompts"][prompt]),
+        prompt_path=repo_path(prompt),
         video_settings=scoring["video"],
         sampling=Sampling(**scoring["sampling"]),
         backend=scoring["backend"],
@@ -146,8 +143,8 @@ def sweep_stage(kind: str, config: dict, run: Path) -> dict:
             f"no {kind} checkpoints under {run / kind}; run the training cell first"
         )
     found = {0: start_model(kind, config, run)} | found
-    prompt = STAGE_PROMPT[kind]
-    return sweep_checkpoints(found, run / kind / "sweep", **score_args(config, run, prompt))
+    args = score_args(config, run, config[kind]["prompt"])
+    return sweep_checkpoints(found, run / kind / "sweep", **args)
 
 
 def best_checkpoint(run: Path, kind: str, metric: str = "pearson") -> Path:
