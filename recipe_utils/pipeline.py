@@ -19,8 +19,9 @@ from pathlib import Path
 from .config import repo_path, resolve_model, resolve_source
 from .scoring import Sampling, score_split, sweep_checkpoints
 
+
 def dataset_stage(kind: str, config: dict, run: Path, name: str | None = None) -> Path:
-    """The conversation dataset a trainer reads (GRPO: thinking prompt, balanced labels)."""
+    """The conversation dataset a trainer reads, with the stage's prompt and label balancing."""
     from .videophy2 import prepare
 
     out = run / "data" / (name or kind)
@@ -63,14 +64,13 @@ def score_args(config: dict, run: Path, prompt: str | Path) -> dict:
     )
 
 
-def zero_shot_stage(config: dict, run: Path, prompt: str = "scoring") -> dict:
-    """Score the eval split with the untrained model; returns its metrics."""
+def zero_shot_stage(config: dict, run: Path) -> dict:
+    """Score the eval split with the untrained model and the benchmark prompt; returns metrics."""
     from .metrics import evaluate
 
-    out = run / ("zero_shot" if prompt == "scoring" else f"zero_shot_{prompt}")
-    predictions = score_split(
-        resolve_model(config, run), out_dir=out, **score_args(config, run, prompt)
-    )
+    out = run / "zero_shot"
+    args = score_args(config, run, config["scoring"]["prompt"])
+    predictions = score_split(resolve_model(config, run), out_dir=out, **args)
     return evaluate(predictions, out / "metrics.json")
 
 
@@ -95,7 +95,7 @@ def train_stage(
     if executor == "cosmos-rl":
         from .cosmos_rl import launch, write_config
 
-        settings = write_config(
+        toml_path = write_config(
             kind,
             out / f"{kind}.toml",
             {
@@ -104,7 +104,7 @@ def train_stage(
                 "custom.dataset.path": str(dataset),
             },
         )
-        code = launch(kind, settings, log_path=out / "cosmos_rl.log")
+        code = launch(kind, toml_path, log_path=out / "cosmos_rl.log")
         if code:
             raise RuntimeError(
                 f"cosmos-rl {kind} exited with code {code}; see {out / 'cosmos_rl.log'}"
@@ -114,9 +114,8 @@ def train_stage(
         raise ValueError(f"{kind}.executor must be 'local' or 'cosmos-rl', got {executor!r}")
     from . import train
 
-    settings = {
-        k: v for k, v in config[kind].items() if k not in {"executor", "video", "balance_labels"}
-    }
+    data_keys = {"executor", "video", "balance_labels", "prompt"}  # dataset_stage's settings
+    settings = {k: v for k, v in config[kind].items() if k not in data_keys}
     if kind == "sft":
         train.train_sft(base, dataset, out, train.SFTSettings(**settings, seed=config["seed"]))
     else:
