@@ -218,6 +218,62 @@ def add_lora(model, rank: int):
     return get_peft_model(model, config)
 
 
+@dataclass
+class TrainingRun:
+    """What both trainers set up the same way: weights (resumed if a checkpoint exists), data,
+    optimizer and the log; and what they do the same way after each step."""
+
+    out_dir: Path
+    start: int
+    model: torch.nn.Module
+    processor: object
+    data: Conversations
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    log: Path
+
+    def finish_step(
+        self, step: int, entry: dict, max_grad_norm: float, steps: int, save_every: int
+    ) -> None:
+        """Clip, update, log the step and save a checkpoint when one is due."""
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        append_log(self.log, {"step": step, **entry, "lr": self.scheduler.get_last_lr()[0]})
+        if step % save_every == 0 or step == steps:
+            save_checkpoint(
+                self.out_dir, step, self.model, self.processor, self.optimizer, self.scheduler
+            )
+
+
+def start_run(
+    model_path: str | Path,
+    dataset_path: str | Path,
+    out_dir: str | Path,
+    settings,
+    betas: tuple[float, float] = (0.9, 0.999),
+    lora_rank: int = 0,
+) -> TrainingRun:
+    """Load the newest checkpoint under `out_dir` (or the base model) with its optimizer state."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start, weights = resume_point(out_dir, model_path)
+    model, processor = load_model(weights, settings.device)
+    if lora_rank:
+        model = add_lora(model, lora_rank)
+    optimizer, scheduler = make_optimizer(
+        model, settings.lr, settings.weight_decay, settings.warmup_steps, settings.steps, betas
+    )
+    log = out_dir / "train_log.jsonl"
+    if start:
+        restore_optimizer(weights, optimizer, scheduler)
+    truncate_log(log, start)
+    (out_dir / "settings.json").write_text(json.dumps(asdict(settings), indent=2))
+    data = Conversations(dataset_path, processor)
+    return TrainingRun(out_dir, start, model, processor, data, optimizer, scheduler, log)
+
+
 def train_sft(
     model_path: str | Path,
     dataset_path: str | Path,
@@ -226,24 +282,13 @@ def train_sft(
 ) -> Path:
     """Fine-tune on prepared conversations with the loss on the answer tokens only."""
     s = settings or SFTSettings()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    start, weights = resume_point(out_dir, model_path)
-    model, processor = load_model(weights, s.device)
-    data = Conversations(dataset_path, processor)
-    if s.lora_rank:
-        model = add_lora(model, s.lora_rank)
-    pad_id = processor.tokenizer.pad_token_id
-    header = processor.tokenizer(ASSISTANT_HEADER, add_special_tokens=False).input_ids
-    optimizer, scheduler = make_optimizer(model, s.lr, s.weight_decay, s.warmup_steps, s.steps)
-    log = out_dir / "train_log.jsonl"
-    if start:
-        restore_optimizer(weights, optimizer, scheduler)
-    truncate_log(log, start)
-    (out_dir / "settings.json").write_text(json.dumps(asdict(s), indent=2))
-    torch.manual_seed(s.seed + start)
+    run = start_run(model_path, dataset_path, out_dir, s, lora_rank=s.lora_rank)
+    model, data, tokenizer = run.model, run.data, run.processor.tokenizer
+    pad_id = tokenizer.pad_token_id
+    header = tokenizer(ASSISTANT_HEADER, add_special_tokens=False).input_ids
+    torch.manual_seed(s.seed + run.start)
     model.train()
-    bar = tqdm(range(start, s.steps), initial=start, total=s.steps, desc="sft", unit="step")
+    bar = tqdm(range(run.start, s.steps), initial=run.start, total=s.steps, desc="sft", unit="step")
     for step in bar:
         loss_sum = 0.0
         for micro in range(s.grad_accum):
@@ -254,15 +299,9 @@ def train_sft(
             loss = model(**inputs, labels=labels.to(model.device)).loss / s.grad_accum
             loss.backward()
             loss_sum += loss.item()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), s.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        append_log(log, {"step": step + 1, "loss": loss_sum, "lr": scheduler.get_last_lr()[0]})
+        run.finish_step(step + 1, {"loss": loss_sum}, s.max_grad_norm, s.steps, s.save_every)
         bar.set_postfix(loss=f"{loss_sum:.3f}")
-        if (step + 1) % s.save_every == 0 or step + 1 == s.steps:
-            save_checkpoint(out_dir, step + 1, model, processor, optimizer, scheduler)
-    return checkpoints(out_dir)[s.steps]
+    return checkpoints(run.out_dir)[s.steps]
 
 
 @dataclass
@@ -394,25 +433,16 @@ def train_grpo(
     from .scoring import stop_ids
 
     s = settings or GRPOSettings()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    start, weights = resume_point(out_dir, model_path)
-    model, processor = load_model(weights, s.device)
+    run = start_run(model_path, dataset_path, out_dir, s, betas=s.betas)
+    model, processor, data = run.model, run.processor, run.data
     reference, _ = load_model(model_path, s.device)
     reference.eval().requires_grad_(False)
-    data = Conversations(dataset_path, processor)
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"
     stop = stop_ids(tokenizer)
-    optimizer, scheduler = make_optimizer(
-        model, s.lr, s.weight_decay, s.warmup_steps, s.steps, s.betas
+    bar = tqdm(
+        range(run.start, s.steps), initial=run.start, total=s.steps, desc="grpo", unit="step"
     )
-    log = out_dir / "train_log.jsonl"
-    if start:
-        restore_optimizer(weights, optimizer, scheduler)
-    truncate_log(log, start)
-    (out_dir / "settings.json").write_text(json.dumps(asdict(s), indent=2))
-    bar = tqdm(range(start, s.steps), initial=start, total=s.steps, desc="grpo", unit="step")
     for step in bar:
         torch.manual_seed(s.seed * 7919 + step)
         idx = batch_order(len(data), s.prompts_per_step, step, s.seed)
@@ -458,13 +488,8 @@ def train_grpo(
         kl = kl_penalty(logp, ref_logp)
         loss = -masked_mean(surrogate - s.kl_beta * kl, mask)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), s.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
         histogram = prediction_histogram(texts)
         entry = {
-            "step": step + 1,
             "reward_mean": rewards.mean().item(),
             "reward_std": rewards.view(-1, s.generations).std(dim=1, unbiased=False).mean().item(),
             "accuracy_reward": accuracy.mean().item(),
@@ -472,9 +497,8 @@ def train_grpo(
             "kl": masked_mean(kl.detach(), mask).item(),
             "response_length": mask.sum(dim=1).mean().item(),
             "prediction_histogram": histogram,
-            "lr": scheduler.get_last_lr()[0],
         }
-        append_log(log, entry)
+        run.finish_step(step + 1, entry, s.max_grad_norm, s.steps, s.save_every)
         bar.set_postfix(reward=f"{entry['reward_mean']:.2f}", kl=f"{entry['kl']:.3f}")
         top = collapsed_score(histogram, s.collapse_share)
         if top is not None:
@@ -483,6 +507,4 @@ def train_grpo(
                 "collapsing onto one score (balance the labels, keep kl_beta > 0)",
                 stacklevel=2,
             )
-        if (step + 1) % s.save_every == 0 or step + 1 == s.steps:
-            save_checkpoint(out_dir, step + 1, model, processor, optimizer, scheduler)
-    return checkpoints(out_dir)[s.steps]
+    return checkpoints(run.out_dir)[s.steps]
