@@ -33,10 +33,6 @@ class VideoInfo:
     width: int
     height: int
 
-    @property
-    def seconds(self) -> float:
-        return self.frames / self.fps if self.fps else 0.0
-
 
 @dataclass(frozen=True)
 class Clip:
