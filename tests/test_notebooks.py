@@ -5,6 +5,7 @@ import json
 import nbformat
 import pytest
 
+from recipe_utils.config import load_config
 from recipe_utils.course import run_course
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
@@ -42,8 +43,10 @@ def test_every_notebook_ran_without_error_cells(run):
 
 def test_dataset_tour_counts_rows_and_labels(run):
     m = metrics(run, "01_dataset_tour")
-    assert m["rows"] == {"train": 600, "eval": 120} and m["skipped"] == {"train": 0, "eval": 0}
-    assert sum(m["label_histogram"]["train"].values()) == 600
+    sizes = load_config("smoke")["data"]["synthetic"]
+    assert m["rows"] == {"train": sizes["n_train"], "eval": sizes["n_test"]}
+    assert m["skipped"] == {"train": 0, "eval": 0}
+    assert sum(m["label_histogram"]["train"].values()) == sizes["n_train"]
     assert m["majority_label"] == 4
     assert len(set(m["balanced_counts"].values())) == 1
 
@@ -65,7 +68,7 @@ def test_zero_shot_metrics_have_every_key(run):
         "slices",
     ):
         assert key in m
-    assert m["n"] == 120
+    assert m["n"] == load_config("smoke")["data"]["synthetic"]["n_test"]
 
 
 def test_sft_learns_the_scale(run):
@@ -91,7 +94,10 @@ def test_grpo_keeps_the_sft_correlation(run):
     m = metrics(run, "04_grpo")
     low, _ = m["sft"]["pearson_ci"]
     assert m["best"]["pearson"] >= low  # within the SFT level's bootstrap interval or above
-    assert sum(m["prediction_histogram"].values()) == 120
+    assert (
+        sum(m["prediction_histogram"].values())
+        == load_config("smoke")["data"]["synthetic"]["n_test"]
+    )
 
 
 @pytest.mark.xfail(
