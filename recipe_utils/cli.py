@@ -198,11 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .config import ConfigError
+    from .course import CourseError
 
     try:
         args.func(args)
-    except (ConfigError, FileNotFoundError, PermissionError, ValueError, ImportError) as exc:
+    except (CourseError, ValueError, OSError, ImportError) as exc:  # errors written for users
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
