@@ -37,7 +37,7 @@ import torch
 
 from recipe_utils import plots
 from recipe_utils.config import load_config, run_dir
-from recipe_utils.metrics import PUBLISHED
+from recipe_utils.metrics import PUBLISHED, read_predictions
 from recipe_utils.pipeline import dataset_stage, sweep_stage, train_stage
 from recipe_utils.rewards import accuracy_reward, format_reward
 from recipe_utils.train import GRPOSettings, group_advantages, read_log
@@ -174,12 +174,11 @@ sweep["steps"]
 best_step = (sweep["best_by_pearson"] or sweep["best_by_accuracy"])["step"]
 
 
-def predictions(step: int) -> list[dict]:
-    lines = (run / "grpo" / "sweep" / f"step_{step}" / "predictions.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
-
-
-for before, after in list(zip(predictions(0), predictions(best_step)))[:2]:
+before_after = [
+    read_predictions(run / "grpo" / "sweep" / f"step_{step}" / "predictions.jsonl")
+    for step in (0, best_step)
+]
+for before, after in list(zip(*before_after))[:2]:
     print(
         f"{before['id']} human pc={before['pc']}\n  before: {before['raw'][0]!r}\n"
         f"  after (step {best_step}): {after['raw'][0]!r}\n"

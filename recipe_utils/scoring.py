@@ -96,19 +96,8 @@ def make_record(row: dict, raw: list[str], expected: list[float | None], seconds
 
 
 def failed_record(row: dict, error: str) -> dict:
-    record = {
-        "id": row["id"],
-        "video": row.get("video"),
-        "pc": row.get("pc"),
-        "pred": None,
-        "preds": [],
-        "expected": None,
-        "raw": [],
-        "seconds": 0.0,
-        "error": error,
-    }
-    record.update({k: row[k] for k in ROW_FIELDS if k in row})
-    return record
+    """A row whose video could not be scored: no answer, and the reason."""
+    return make_record(row, [], [], 0.0) | {"error": error}
 
 
 def video_part(messages: list[dict]) -> dict:
