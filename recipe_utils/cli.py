@@ -44,6 +44,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
             args.out,
             args.prompt,
             balance_labels=args.balance_labels,
+            rationale=args.rationale,
             limit=args.limit,
             fps=args.fps,
             max_pixels=args.max_pixels,
@@ -140,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default="prompts/video_reward.yaml", help="prompt YAML file")
     p.add_argument(
         "--balance-labels", action="store_true", help="resample every pc value to equal counts"
+    )
+    p.add_argument(
+        "--rationale",
+        action="store_true",
+        help="answers list each row's human_violated_rules in a <think> block before the score",
     )
     p.add_argument("--limit", type=int, help="use at most this many rows")
     p.add_argument("--fps", type=float, default=1, help="frames per second the trainer samples")

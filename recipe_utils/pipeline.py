@@ -33,6 +33,7 @@ def dataset_stage(kind: str, config: dict, run: Path, name: str | None = None) -
         out,
         repo_path(config[kind]["prompt"]),
         balance_labels=bool(config[kind].get("balance_labels", False)),
+        rationale=bool(config[kind].get("rationale", False)),
         limit=config["data"]["limit"],
         fps=video["fps"],
         max_pixels=video["max_pixels"],
@@ -114,7 +115,7 @@ def train_stage(
         raise ValueError(f"{kind}.executor must be 'local' or 'cosmos-rl', got {executor!r}")
     from . import train
 
-    data_keys = {"executor", "video", "balance_labels", "prompt"}  # dataset_stage's settings
+    data_keys = {"executor", "video", "balance_labels", "rationale", "prompt"}  # dataset_stage's
     settings = {k: v for k, v in config[kind].items() if k not in data_keys}
     if kind == "sft":
         train.train_sft(base, dataset, out, train.SFTSettings(**settings, seed=config["seed"]))

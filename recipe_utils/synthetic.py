@@ -2,19 +2,9 @@
 
 Each clip is a simple scene (a dropped ball, a throw, a sliding block, a two-ball collision, a ball
 falling beside a stack of boxes) simulated with plain kinematics, and then, on purpose, broken by
-zero or more violations from the five challenge classes of RECIPE_FACTS.md:
-
-    class          violation      what the frames show
-    conservation   appear         a second object pops into existence and stays
-                   resize         the object swells to about twice its size
-    gravity        hover          the object stops in mid-air and stays there
-                   fall_up        the object rises to the ceiling and sticks there
-    collision      pass_through   the moving ball slides through the resting one
-                   no_transfer    the moving ball stops dead against the other, which never moves
-    temporal       reverse        the object turns back with nothing to push it
-                   teleport       the object jumps back and forth between two places
-    spatial        sink           the object sinks into the floor
-                   wall           the object moves into the solid wall
+zero or more violations from the five challenge classes of RECIPE_FACTS.md (`CLASSES`). Each
+row lists what the frames show in `human_violated_rules`, one sentence per violation
+(`EVIDENCE`), as a VideoPhy-2 annotator would write it.
 
 Ground truth: ``pc = max(1, 5 - number of violations)``. A clean clip is 5, one violation 4,
 and so on down to 1 for four. Every violation leaves evidence that *is there* in many frames
@@ -56,6 +46,18 @@ CLASSES = {
     "teleport": "temporal",
     "sink": "spatial",
     "wall": "spatial",
+}
+EVIDENCE = {
+    "appear": "A second object pops into existence and stays.",
+    "resize": "The object swells to about twice its size.",
+    "hover": "The object stops in mid-air and stays there.",
+    "fall_up": "The object rises to the ceiling and sticks there.",
+    "pass_through": "The moving ball slides through the resting one.",
+    "no_transfer": "The moving ball stops dead and the other never moves.",
+    "reverse": "The object turns back with nothing to push it.",
+    "teleport": "The object jumps back and forth between two places.",
+    "sink": "The object sinks into the floor.",
+    "wall": "The object moves into the solid wall.",
 }
 RULES = {
     "conservation": "Objects keep existing and keep their size (conservation of mass).",
@@ -311,7 +313,7 @@ def make_row(split: str, index: int, seed: int) -> tuple[dict, np.ndarray]:
         "physics_rules_followed": [RULES[c] for c in RULES if c not in broken],
         "physics_rules_unfollowed": [RULES[c] for c in RULES if c in broken],
         "physics_rules_cannot_be_determined": [],
-        "human_violated_rules": violations,
+        "human_violated_rules": [EVIDENCE[v] for v in violations],
         "action": action,
         "category": CATEGORY[kind],
         "is_hard": int(len(violations) == 1),  # one violation: the subtlest clips

@@ -78,14 +78,17 @@ MAX_PIXELS = 8192 * 28 * 28
 
 
 def training_corpus() -> list[str]:
-    """Text the tokenizer learns merges from: the benchmark prompts and answer templates."""
+    """Text the tokenizer learns merges from: the benchmark prompts and the answers the course
+    trains on, reasoning included."""
+    from .synthetic import EVIDENCE
+    from .videophy2 import answer_text, rationale
+
     texts = []
     for path in sorted(PROMPTS_DIR.glob("*.yaml")):
         texts.extend(str(v) for v in yaml.safe_load(path.read_text()).values())
-    for score in range(1, 6):
-        texts.append(
-            f"<think>\nThe ball falls and bounces.\n</think>\n\n<answer>\n{score}\n</answer>"
-        )
+    texts += [answer_text(score) for score in range(1, 6)]
+    texts.append(answer_text(1, rationale({"human_violated_rules": list(EVIDENCE.values())})))
+    texts.append(answer_text(5, rationale({})))
     return texts
 
 

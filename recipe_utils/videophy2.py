@@ -449,17 +449,36 @@ _balance_labels = balance_labels  # prepare() takes a flag with the same name
 # ----------------------------------------------------------------------------- conversations
 
 
-def answer_text(pc: int) -> str:
-    """The assistant turn the model is trained to write for a score."""
+NO_VIOLATION = "No violation: every object follows physical commonsense."
+
+
+def rationale(row: dict) -> str:
+    """The reasoning an SFT target can show before its score: the row's annotated violations
+    (`human_violated_rules`), numbered, or one line saying there are none."""
+    violations = row.get("human_violated_rules") or []
+    if not violations:
+        return NO_VIOLATION
+    return "\n".join(f"{number}. {text}" for number, text in enumerate(violations, 1))
+
+
+def answer_text(pc: int, reasoning: str | None = None) -> str:
+    """The assistant turn the model is trained to write for a score, after its reasoning
+    in a think block when one is given."""
     if isinstance(pc, bool) or pc not in LABELS:
         raise ValueError(f"pc must be an integer 1..5, got {pc!r}")
-    return f"<answer>\n{pc}\n</answer>"
+    answer = f"<answer>\n{pc}\n</answer>"
+    return answer if reasoning is None else f"<think>\n{reasoning}\n</think>\n\n{answer}"
 
 
 def build_messages(
-    row: dict, prompt: Prompt, video_settings: dict, with_answer: bool
+    row: dict,
+    prompt: Prompt,
+    video_settings: dict,
+    with_answer: bool,
+    with_rationale: bool = False,
 ) -> list[dict]:
-    """The chat messages for one row: system, user (video + question), optional answer."""
+    """The chat messages for one row: system, user (video + question), optional answer
+    (with the row's `rationale` in a think block when `with_rationale`)."""
     unknown = set(video_settings) - VIDEO_KEYS
     if unknown:
         raise ValueError(
@@ -473,7 +492,8 @@ def build_messages(
         {"role": "user", "content": [video, {"type": "text", "text": prompt.user}]},
     ]
     if with_answer:
-        messages.append({"role": "assistant", "content": answer_text(row["pc"])})
+        reasoning = rationale(row) if with_rationale else None
+        messages.append({"role": "assistant", "content": answer_text(row["pc"], reasoning)})
     return messages
 
 
@@ -493,6 +513,7 @@ def prepare(
     out: str | Path,
     prompt_path: str | Path,
     balance_labels: bool = False,
+    rationale: bool = False,
     limit: int | None = None,
     fps: float = 1,
     max_pixels: int = 81920,
@@ -503,12 +524,19 @@ def prepare(
     """Build a conversation dataset at `out` (save_to_disk) plus `out/prepare_report.json`.
 
     Hub videos are downloaded to `download_dir` (default: the folder above `out`), so several
-    datasets built from one split share one set of videos.
+    datasets built from one split share one set of videos. `rationale` puts each row's
+    annotated violations in a think block before the score (`rationale()`): a prompt that asks
+    for one is required.
     """
     import datasets
 
     out = Path(out)
     prompt = load_prompt(prompt_path)
+    if rationale and "<think>" not in prompt.system:
+        raise ValueError(
+            f"rationale=True writes <think> blocks, but {prompt.path} does not ask for one; "
+            "use prompts/video_reward_with_thinking.yaml"
+        )
     loaded = load_rows(source, split, limit)
     skipped = [{"index": index, "reason": why} for index, why in loaded.skipped]
     download = None
@@ -527,7 +555,10 @@ def prepare(
     final = _balance_labels(rows, seed).rows if balance_labels else rows
     # min_pixels is written too: qwen-vl-utils (cosmos-rl's reader) defaults it above 81920.
     settings = {"fps": fps, "max_pixels": max_pixels, "min_pixels": min_pixels}
-    chats = [json.dumps(build_messages(row, prompt, settings, with_answer=True)) for row in final]
+    chats = [
+        json.dumps(build_messages(row, prompt, settings, with_answer=True, with_rationale=rationale))
+        for row in final
+    ]
     records = [{"conversations": chat, **row} for chat, row in zip(chats, final, strict=True)]
     datasets.Dataset.from_list(records, features=_features()).save_to_disk(str(out))
     before = label_counts(rows)
@@ -541,6 +572,7 @@ def prepare(
         "rows_out": len(final),
         "skipped": skipped,
         "balanced": balance_labels,
+        "rationale": rationale,
         "seed": seed,
         "label_counts_before": before,
         "label_counts_after": label_counts(final),

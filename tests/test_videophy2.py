@@ -9,9 +9,11 @@ import datasets
 import numpy as np
 import pytest
 
+from recipe_utils.answers import follows_format, parse_answer
 from recipe_utils.prompts import PROMPTS_DIR, load_prompt
 from recipe_utils.video import write_clip
 from recipe_utils.videophy2 import (
+    NO_VIOLATION,
     RULE_FIELDS,
     HubUnreachable,
     RowError,
@@ -23,6 +25,7 @@ from recipe_utils.videophy2 import (
     load_rows,
     normalize_row,
     prepare,
+    rationale,
     url_key,
 )
 
@@ -304,6 +307,18 @@ def test_answer_text_is_the_sft_target():
             answer_text(bad)
 
 
+def test_rationale_numbers_the_annotated_violations():
+    row = {"human_violated_rules": ["The ball hovers.", "A box appears."]}
+    assert rationale(row) == "1. The ball hovers.\n2. A box appears."
+    assert rationale({"human_violated_rules": []}) == rationale({}) == NO_VIOLATION
+
+
+def test_answer_text_puts_reasoning_in_a_think_block_before_the_score():
+    text = answer_text(3, "1. The ball hovers.")
+    assert text == "<think>\n1. The ball hovers.\n</think>\n\n<answer>\n3\n</answer>"
+    assert follows_format(text) and parse_answer(text) == 3
+
+
 def test_build_messages_follows_the_shared_format():
     prompt = load_prompt(PROMPT)
     row = {"id": "a", "video": "/data/a.mp4", "pc": 2}
@@ -372,6 +387,20 @@ def test_prepare_balanced(bench, tmp_path):
     report = json.loads((out / "prepare_report.json").read_text())
     assert report["label_counts_after"] == {"1": 0, "2": 2, "3": 2, "4": 2, "5": 2}
     assert report["absent_labels"] == [1]
+
+
+def test_prepare_with_rationale_writes_the_violations_before_the_score(bench, tmp_path):
+    lines = (bench / "train.jsonl").read_text().splitlines()
+    lines[0] = json.dumps(raw_row(0, PCS[0], human_violated_rules="['The ball hovers.']"))
+    (bench / "train.jsonl").write_text("\n".join(lines) + "\n")
+    thinking = PROMPTS_DIR / "video_reward_with_thinking.yaml"
+    out = prepare(bench, "train", tmp_path / "cot", thinking, rationale=True)
+    answers = [json.loads(c)[-1]["content"] for c in load_conversations(out)["conversations"]]
+    assert answers[0] == answer_text(PCS[0], "1. The ball hovers.")
+    assert answers[1] == answer_text(PCS[1], NO_VIOLATION)
+    assert json.loads((out / "prepare_report.json").read_text())["rationale"] is True
+    with pytest.raises(ValueError, match="does not ask for one"):
+        prepare(bench, "train", tmp_path / "bad", PROMPT, rationale=True)
 
 
 def test_prepare_limit_and_missing_videos(bench, tmp_path):
