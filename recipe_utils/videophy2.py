@@ -556,7 +556,9 @@ def prepare(
     # min_pixels is written too: qwen-vl-utils (cosmos-rl's reader) defaults it above 81920.
     settings = {"fps": fps, "max_pixels": max_pixels, "min_pixels": min_pixels}
     chats = [
-        json.dumps(build_messages(row, prompt, settings, with_answer=True, with_rationale=rationale))
+        json.dumps(
+            build_messages(row, prompt, settings, with_answer=True, with_rationale=rationale)
+        )
         for row in final
     ]
     records = [{"conversations": chat, **row} for chat, row in zip(chats, final, strict=True)]
