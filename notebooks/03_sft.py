@@ -21,6 +21,11 @@
 # **You will learn**
 # - the training format: one conversation per clip (system prompt, video + question, answer
 #   `<answer>\nN\n</answer>`), the same dataset the cosmos-rl job reads on 8 GPUs;
+# - why the smoke profile's answers first list the clip's annotated violations in a
+#   `<think>` block (`sft.rationale`): a bare score gives a model trained from scratch one
+#   token of signal per clip, too little to discover ten kinds of violation on a CPU; naming
+#   each violation it should see teaches them one by one, and the score then follows from the
+#   list (the published recipe fine-tunes a model that can already reason, on bare scores);
 # - what the loss is computed on (the answer tokens only) and what the recipe's video settings
 #   are for training (1 fps, 81,920 pixels per frame) versus scoring (16 fps, a clip budget);
 # - why the smoke profile balances the labels for SFT too: a model that starts from nothing
@@ -110,7 +115,7 @@ for record in before[:N_EXAMPLES]:
     tuned = after[record["id"]]
     print(
         f"{record['id']} human pc={record['pc']}\n  before: {record['raw'][0][:120]!r}\n"
-        f"  after (step {best_step}): {tuned['raw'][0][:120]!r}"
+        f"  after (step {best_step}): {tuned['raw'][0]!r}"
     )
 
 # %%

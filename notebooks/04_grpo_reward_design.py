@@ -83,10 +83,11 @@ examples = [
 # ## Which prompt
 # The recipe's GRPO prompt is the "with thinking" variant: reason in `<think>`, then answer.
 # A policy can only learn from groups whose answers earn *different* rewards: if all G answers
-# for a clip score the same (for instance all unparseable, reward 0), the group-normalised
-# advantages are all zero and that clip teaches nothing. The tiny smoke model was fine-tuned on
-# the plain scoring prompt and answers nothing parseable under the thinking prompt, so the smoke
-# profile runs GRPO with the SFT prompt; the full profile uses the recipe's thinking prompt.
+# for a clip score the same (for instance all unparseable, reward 0, or all right), the
+# group-normalised advantages are all zero and that clip teaches nothing. A model fine-tuned
+# only on bare `<answer>N</answer>` targets may write nothing parseable under this prompt; the
+# smoke model's SFT targets already had a think block (notebook 03), so its answers parse and
+# its groups disagree exactly on the clips it is unsure about. Both profiles use this prompt.
 
 # %%
 print("GRPO prompt:", config["grpo"]["prompt"])
@@ -168,7 +169,7 @@ sweep["steps"]
 
 # %% [markdown]
 # ## An answer before and after
-# With the thinking prompt (full profile) this shows the reasoning trace GRPO shaped.
+# The reasoning trace and score for the same clips, from the SFT start and the best GRPO step.
 
 # %%
 best_step = (sweep["best_by_pearson"] or sweep["best_by_accuracy"])["step"]
