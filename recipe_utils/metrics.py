@@ -319,7 +319,8 @@ def sweep_table(step_metrics: dict[int, dict]) -> dict:
     """One row per checkpoint step, sorted, and the best step by accuracy and by Pearson.
 
     Ties go to the earliest step (less training for the same score). Steps whose metric is None
-    cannot win on that metric.
+    cannot win on that metric, nor can step 0: the starting model is scored for reference, and
+    the best step names a checkpoint that training produced.
     """
     steps = sorted(
         (
@@ -341,7 +342,7 @@ def sweep_table(step_metrics: dict[int, dict]) -> dict:
 
 
 def _best(steps: list[dict], key: str) -> dict | None:
-    scored = [row for row in steps if row[key] is not None]
+    scored = [row for row in steps if row[key] is not None and row["step"] > 0]
     return dict(max(scored, key=lambda row: row[key])) if scored else None
 
 

@@ -20,6 +20,12 @@ from .config import repo_path, resolve_model, resolve_source
 from .scoring import Sampling, score_split, sweep_checkpoints
 
 
+def row_limit(config: dict, kind: str) -> int | None:
+    """Rows a stage reads from its split: the smaller of `data.limit` and `<kind>.limit`."""
+    limits = [n for n in (config["data"]["limit"], config[kind].get("limit")) if n is not None]
+    return min(limits) if limits else None
+
+
 def dataset_stage(kind: str, config: dict, run: Path, name: str | None = None) -> Path:
     """The conversation dataset a trainer reads, with the stage's prompt and label balancing."""
     from .videophy2 import prepare
@@ -34,7 +40,7 @@ def dataset_stage(kind: str, config: dict, run: Path, name: str | None = None) -
         repo_path(config[kind]["prompt"]),
         balance_labels=bool(config[kind].get("balance_labels", False)),
         rationale=bool(config[kind].get("rationale", False)),
-        limit=config["data"]["limit"],
+        limit=row_limit(config, kind),
         fps=video["fps"],
         max_pixels=video["max_pixels"],
         seed=config["seed"],
@@ -115,7 +121,7 @@ def train_stage(
         raise ValueError(f"{kind}.executor must be 'local' or 'cosmos-rl', got {executor!r}")
     from . import train
 
-    data_keys = {"executor", "video", "balance_labels", "rationale", "prompt"}  # dataset_stage's
+    data_keys = {"executor", "video", "balance_labels", "rationale", "prompt", "limit"}
     settings = {k: v for k, v in config[kind].items() if k not in data_keys}
     if kind == "sft":
         train.train_sft(base, dataset, out, train.SFTSettings(**settings, seed=config["seed"]))

@@ -33,6 +33,7 @@ class SFTSettings:
     grad_accum: int = 1
     lr: float = 1e-3
     warmup_steps: int = 20
+    decay: str = "cosine"  # after warm-up: cosine to zero, or "none" (constant)
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     save_every: int = 100
@@ -115,12 +116,19 @@ def assistant_labels(input_ids: torch.Tensor, header: list[int], pad_id: int) ->
     return labels
 
 
-def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
-    """Linear warm-up, then cosine decay to zero."""
+DECAYS = ("cosine", "none")
+
+
+def lr_lambda(warmup: int, total: int, decay: str = "cosine") -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to zero (`cosine`) or a constant rate (`none`)."""
+    if decay not in DECAYS:
+        raise ValueError(f"decay must be one of {DECAYS}, got {decay!r}")
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
+        if decay == "none":
+            return 1.0
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
@@ -134,10 +142,11 @@ def make_optimizer(
     warmup: int,
     total: int,
     betas: tuple[float, float] = (0.9, 0.999),
+    decay: str = "cosine",
 ):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total, decay))
     return optimizer, scheduler
 
 
@@ -263,7 +272,13 @@ def start_run(
     if lora_rank:
         model = add_lora(model, lora_rank)
     optimizer, scheduler = make_optimizer(
-        model, settings.lr, settings.weight_decay, settings.warmup_steps, settings.steps, betas
+        model,
+        settings.lr,
+        settings.weight_decay,
+        settings.warmup_steps,
+        settings.steps,
+        betas,
+        settings.decay,
     )
     log = out_dir / "train_log.jsonl"
     if start:
@@ -315,6 +330,7 @@ class GRPOSettings:
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 0.01
     warmup_steps: int = 5
+    decay: str = "none"  # constant after warm-up: cosmos-rl's default, kept by the recipe's GRPO
     max_grad_norm: float = 1.0
     epsilon_low: float = 0.2
     epsilon_high: float = 0.2

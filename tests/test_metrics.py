@@ -278,6 +278,14 @@ def test_sweep_table_sorts_steps_and_picks_the_best():
     json.dumps(table, allow_nan=False)
 
 
+def test_the_starting_model_is_never_the_best_step():
+    table = sweep_table(
+        {0: {"accuracy": 0.6, "pearson": 0.8}, 50: {"accuracy": 0.5, "pearson": 0.7}}
+    )
+    assert table["best_by_accuracy"]["step"] == table["best_by_pearson"]["step"] == 50
+    assert [row["step"] for row in table["steps"]] == [0, 50]
+
+
 def test_sweep_table_without_any_correlation():
     table = sweep_table({"20": {"accuracy": 0.2, "pearson": None}})
     assert table["steps"] == [{"step": 20, "accuracy": 0.2, "pearson": None, "spearman": None}]

@@ -46,6 +46,13 @@ def test_learning_rate_warms_up_then_decays_to_zero():
     assert factor(14) == pytest.approx(0.0)
 
 
+def test_learning_rate_can_stay_constant_after_warm_up():
+    factor = train.lr_lambda(warmup=2, total=10, decay="none")
+    assert [factor(s) for s in (0, 1, 5, 10)] == [0.5, 1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="decay must be one of"):
+        train.lr_lambda(2, 10, decay="linear")
+
+
 def test_loss_is_on_the_answer_tokens_only(tiny_model, conversations):
     from transformers import AutoProcessor
 
