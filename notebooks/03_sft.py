@@ -52,7 +52,7 @@ from recipe_utils.videophy2 import load_conversations
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
 RUN_DIR: str = ""  # where this run writes; empty: the profile's run_dir
-N_EXAMPLES: int = 4  # before/after examples shown
+N_EXAMPLES: int = 5  # before/after examples shown, one per human score
 
 # %%
 config = load_config(PROFILE)
@@ -101,7 +101,8 @@ sweep["steps"]
 
 # %% [markdown]
 # ## Before and after
-# The same clips, scored by the model before fine-tuning and by the best checkpoint.
+# The same clips (one for each human score), scored by the model before fine-tuning and by
+# the best checkpoint.
 
 # %%
 best = sweep["best_by_pearson"] or sweep["best_by_accuracy"]
@@ -111,7 +112,8 @@ after = {
     for r in read_predictions(run / "sft" / "sweep" / f"step_{best_step}" / "predictions.jsonl")
 }
 before = read_predictions(run / "zero_shot" / "predictions.jsonl")
-for record in before[:N_EXAMPLES]:
+one_per_score = {record["pc"]: record for record in reversed(before)}
+for record in [one_per_score[pc] for pc in sorted(one_per_score)][:N_EXAMPLES]:
     tuned = after[record["id"]]
     print(
         f"{record['id']} human pc={record['pc']}\n  before: {record['raw'][0][:120]!r}\n"

@@ -175,17 +175,18 @@ sweep["steps"]
 
 # %% [markdown]
 # ## An answer before and after
-# The reasoning trace and score for the same clips, from the SFT start and the best GRPO step.
+# The reasoning trace and score for the same clips, from the SFT start and the best GRPO step:
+# two clips whose answer GRPO changed (the first clips if it changed none).
 
 # %%
 best_step = (sweep["best_by_pearson"] or sweep["best_by_accuracy"])["step"]
-
-
 before_after = [
     read_predictions(run / "grpo" / "sweep" / f"step_{step}" / "predictions.jsonl")
     for step in (0, best_step)
 ]
-for before, after in list(zip(*before_after))[:2]:
+pairs = list(zip(*before_after))
+changed = [(b, a) for b, a in pairs if b["pred"] != a["pred"]]
+for before, after in (changed or pairs)[:2]:
     print(
         f"{before['id']} human pc={before['pc']}\n  before: {before['raw'][0]!r}\n"
         f"  after (step {best_step}): {after['raw'][0]!r}\n"
