@@ -1,10 +1,12 @@
-"""Shared fixtures: one tiny model and one small synthetic benchmark per test session."""
+"""Shared fixtures: one tiny model and one small synthetic benchmark per test session, and a
+scripted local HTTP server per test."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from http_server import Server
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -29,3 +31,13 @@ def prompt():
     from recipe_utils.prompts import PROMPTS_DIR, load_prompt
 
     return load_prompt(PROMPTS_DIR / "video_reward.yaml")
+
+
+@pytest.fixture
+def server():
+    srv = Server()
+    srv.thread.start()
+    yield srv
+    srv.release.set()
+    srv.httpd.shutdown()
+    srv.httpd.server_close()

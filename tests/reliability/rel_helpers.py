@@ -1,21 +1,13 @@
-"""Helpers for the reliability suite: clips on disk, a scripted HTTP server, killable runs.
-
-The HTTP server binds 127.0.0.1 on a free port and only ever answers the test process's own
-requests; every wait in it is bounded so that a failing test cannot hang the suite.
-"""
+"""Helpers for the reliability suite: clips on disk and killable runs (the scripted HTTP server
+is tests/http_server.py, shared with the download tests)."""
 
 from __future__ import annotations
 
 import os
-import socket
-import struct
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +16,6 @@ import pytest
 from recipe_utils.video import write_clip
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SLOW_BODY_MAX_S = 30.0  # a slow reply never holds its thread longer than this
 
 
 def gradient_frames(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -43,81 +34,6 @@ def gradient_frames(n: int, height: int, width: int, seed: int = 0) -> np.ndarra
 def make_clip(path: Path, n: int = 16, height: int = 64, width: int = 64, fps: int = 8) -> Path:
     write_clip(path, gradient_frames(n, height, width), fps)
     return path
-
-
-# ----------------------------------------------------------------------------- HTTP server
-
-
-class Server:
-    """Scripted replies per path: the n-th GET of a path gets its n-th behaviour (the last repeats).
-
-    Behaviours: "ok" (the body), an HTTP status like "404" or "500", "slow" (half the body, then
-    a stall until `release` is set), "reset" (half the body, then a TCP reset), "short" (half the
-    body announced as whole, then a clean close).
-    """
-
-    def __init__(self) -> None:
-        self.routes: dict[str, list[str]] = {}
-        self.bodies: dict[str, bytes] = {}
-        self.hits: Counter = Counter()
-        self.lock = threading.Lock()
-        self.stalled = threading.Event()  # set once a slow reply has sent half its body
-        self.release = threading.Event()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_HEAD(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_GET(self) -> None:
-                with server.lock:
-                    server.hits[self.path] += 1
-                    script = server.routes.get(self.path, ["404"])
-                    behaviour = script[min(server.hits[self.path], len(script)) - 1]
-                    body = server.bodies.get(self.path, b"")
-                server.reply(self, behaviour, body)
-
-            def log_message(self, *args) -> None:
-                return None
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        # Clients that time out or get killed close their socket: a late write's error is expected.
-        self.httpd.handle_error = lambda request, address: None
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-
-    def reply(self, handler: BaseHTTPRequestHandler, behaviour: str, body: bytes) -> None:
-        if behaviour.isdigit():
-            handler.send_response(int(behaviour))
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
-            return
-        handler.send_response(200)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        if behaviour == "ok":
-            handler.wfile.write(body)
-            return
-        half = len(body) // 2
-        handler.wfile.write(body[:half])
-        if behaviour == "slow":
-            handler.wfile.flush()
-            self.stalled.set()
-            self.release.wait(SLOW_BODY_MAX_S)
-            handler.wfile.write(body[half:])
-        elif behaviour == "reset":
-            linger = struct.pack("ii", 1, 0)  # close with RST instead of FIN
-            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
-            handler.connection.close()
-        elif behaviour != "short":
-            raise ValueError(f"unknown behaviour {behaviour!r}")
-
-    def add(self, path: str, body: bytes, *script: str) -> str:
-        """Serve `body` at `path` following `script`; returns the full URL."""
-        self.routes[path], self.bodies[path] = list(script), body
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
 
 
 # ----------------------------------------------------------------------------- subprocesses
