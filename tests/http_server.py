@@ -16,9 +16,10 @@ SLOW_BODY_MAX_S = 30.0  # a slow reply never holds its thread longer than this
 class Server:
     """Scripted replies per path: the n-th GET of a path gets its n-th behaviour (the last repeats).
 
-    Behaviours: "ok" (the body), an HTTP status like "404" or "500", "slow" (half the body, then
-    a stall until `release` is set), "reset" (half the body, then a TCP reset), "short" (half the
-    body announced as whole, then a clean close).
+    Behaviours: "ok" (the body), an HTTP status like "404" or "500", "late" (a stall until
+    `release` is set before any headers, then the body), "slow" (half the body, then a stall
+    until `release` is set), "reset" (half the body, then a TCP reset), "short" (half the body
+    announced as whole, then a clean close).
     """
 
     def __init__(self) -> None:
@@ -54,6 +55,9 @@ class Server:
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     def reply(self, handler: BaseHTTPRequestHandler, behaviour: str, body: bytes) -> None:
+        if behaviour == "late":
+            self.release.wait(SLOW_BODY_MAX_S)
+            behaviour = "ok"
         if behaviour.isdigit():
             handler.send_response(int(behaviour))
             handler.send_header("Content-Length", "0")

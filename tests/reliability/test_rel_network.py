@@ -40,6 +40,7 @@ def files(out: Path) -> list[str]:
 FAULTS = [
     ("not_found", ["404"], "HTTP 404", 1),
     ("server_error_twice", ["500"], "HTTP 500", 2),
+    ("no_headers_before_timeout", ["late"], "Read timed out", 2),
     ("slow_body_past_timeout", ["slow"], "Read timed out", 2),
     ("connection_reset", ["reset"], "connection failed or cut off", 2),
     ("truncated_body", ["short"], "connection failed or cut off", 2),
@@ -54,7 +55,7 @@ def test_fault_is_recorded_and_leaves_no_file(server, mp4, tmp_path, script, rea
     report = download_videos([row], tmp_path, **FAST)
     assert report.fetched == [] and [f["id"] for f in report.failed] == [row["id"]]
     [failed] = failures(tmp_path)
-    assert (failed["id"], failed["url"]) == (row["id"], row["video_url"])
+    assert failed == {"id": row["id"], "url": row["video_url"], "reason": failed["reason"]}
     assert reason in failed["reason"]
     if attempts > 1:
         assert failed["reason"].endswith(f"(gave up after {attempts} attempts)")
