@@ -26,8 +26,9 @@
 #   token of signal per clip, too little to discover ten kinds of violation on a CPU; naming
 #   each violation it should see teaches them one by one, and the score then follows from the
 #   list (the published recipe fine-tunes a model that can already reason, on bare scores);
-# - what the loss is computed on (the answer tokens only) and what the recipe's video settings
-#   are for training (1 fps, 81,920 pixels per frame) versus scoring (16 fps, a clip budget);
+# - what the loss is computed on (the assistant's turn only: its reasoning, if any, and the
+#   score) and what the recipe's video settings are for training (1 fps, 81,920 pixels per
+#   frame) versus scoring (16 fps, a clip budget);
 # - why the smoke profile balances the labels for SFT too: a model that starts from nothing
 #   answers the most frequent label ("4") for a long time on the imbalanced split, while on
 #   balanced data it learns the whole scale in the same number of steps (the published recipe

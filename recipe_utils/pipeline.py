@@ -121,6 +121,7 @@ def train_stage(
         raise ValueError(f"{kind}.executor must be 'local' or 'cosmos-rl', got {executor!r}")
     from . import train
 
+    # the keys dataset_stage and the executor choice read; the rest are the trainer's settings
     data_keys = {"executor", "video", "balance_labels", "rationale", "prompt", "limit"}
     settings = {k: v for k, v in config[kind].items() if k not in data_keys}
     if kind == "sft":
