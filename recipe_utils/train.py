@@ -408,6 +408,15 @@ def expand_vision(inputs: dict, group: int) -> dict:
     }
 
 
+VISION_PLACEHOLDERS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+
+
+def vision_placeholder_ids(tokenizer) -> list[int]:
+    """Tokens a rollout must never write: the policy's forward pass would read a sampled
+    `<|video_pad|>` as a slot for video features that do not exist, and fail."""
+    return [tokenizer.convert_tokens_to_ids(token) for token in VISION_PLACEHOLDERS]
+
+
 def token_logprobs(
     model, sequences: torch.Tensor, attention: torch.Tensor, vision: dict, prompt_len: int
 ) -> torch.Tensor:
@@ -456,6 +465,7 @@ def train_grpo(
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"
     stop = stop_ids(tokenizer)
+    placeholders = vision_placeholder_ids(tokenizer)
     bar = tqdm(
         range(run.start, s.steps), initial=run.start, total=s.steps, desc="grpo", unit="step"
     )
@@ -475,6 +485,7 @@ def train_grpo(
                 max_new_tokens=s.max_new_tokens,
                 num_return_sequences=s.generations,
                 eos_token_id=stop,
+                suppress_tokens=placeholders,
                 pad_token_id=tokenizer.pad_token_id,
             )
         prompt_len = inputs["input_ids"].shape[1]

@@ -152,6 +152,25 @@ def test_grpo_logs_rewards_kl_and_answers(tiny_model, thinking, tmp_path):
     assert json.loads((tmp_path / "settings.json").read_text())["kl_beta"] == 0.05
 
 
+def test_grpo_rollouts_never_write_vision_placeholders(tiny_model, thinking, tmp_path):
+    """A policy that samples `<|video_pad|>` would break its own training forward pass."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    uniform = tmp_path / "uniform"  # every token equally likely: placeholders get sampled
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    torch.nn.init.zeros_(model.lm_head.weight)
+    model.save_pretrained(uniform)
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    processor.save_pretrained(uniform)
+    settings = train.GRPOSettings(
+        steps=1, prompts_per_step=2, generations=8, max_new_tokens=64, save_every=1, device="cpu"
+    )
+    train.train_grpo(uniform, thinking, tmp_path / "run", settings)
+    assert train.read_log(tmp_path / "run" / "train_log.jsonl")[0]["response_length"] > 32
+    placeholders = train.vision_placeholder_ids(processor.tokenizer)
+    assert len(set(placeholders)) == 4 and processor.tokenizer.unk_token_id not in placeholders
+
+
 def test_lora_checkpoints_hold_merged_weights_the_scorer_loads(tiny_model, conversations, tmp_path):
     pytest.importorskip("peft")
     from transformers import AutoModelForImageTextToText
