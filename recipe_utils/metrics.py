@@ -351,14 +351,19 @@ def evaluate(
     out_path: str | os.PathLike,
     n_boot: int = 1000,
     seed: int = 0,
+    labels: dict[str, int] | None = None,
 ) -> dict:
     """Read predictions, compute metrics, write them to `out_path` (JSON) and return them.
 
-    The metrics also record what reading left out (`input`: duplicates, a truncated last line).
+    `labels` (human `pc` by id) fills in the scores of clips scored without them; metrics cover
+    the labelled rows only. The metrics also record what reading left out (`input`: duplicates,
+    a truncated last line).
     The file is written to a temporary name first, so an interrupted run never leaves half a
     metrics.json behind.
     """
     records, skipped = _read_jsonl(Path(predictions_path))
+    if labels is not None:
+        records = [r | {"pc": labels[r["id"]]} if r["id"] in labels else r for r in records]
     metrics = {"input": skipped, **compute_metrics(records, n_boot=n_boot, seed=seed)}
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
