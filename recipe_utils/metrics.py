@@ -156,6 +156,8 @@ def compute_metrics(records: list[dict], n_boot: int = 1000, seed: int = 0) -> d
     metrics["failed_rows"] = [
         {"id": r["id"], "video": r.get("video"), "error": r["error"]} for r in failed
     ]
+    if len(rows) == 0 and len(records) > len(failed):
+        notes["labels"] = "no row has a human score (pc): give them with `evaluate --labels`"
     metrics["notes"] = notes
     return metrics
 

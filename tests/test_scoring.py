@@ -237,6 +237,8 @@ def test_score_a_folder_without_labels_ranks_and_filters(tiny_model, tmp_path):
         assert (record["video"] in kept) == ((rank_score(record) or 0) > 2.5)
     metrics = evaluate(out / "predictions.jsonl", out / "metrics.json")
     assert (metrics["n_rows"], metrics["n_unlabeled"], metrics["n"]) == (2, 2, 0)
+    assert "evaluate --labels" in metrics["notes"]["labels"]
+    assert "No human scores" in (out / "report.html").read_text()
 
 
 def test_rows_whose_download_failed_keep_their_line(tiny_model, tmp_path):
@@ -308,3 +310,17 @@ def test_ranking_puts_the_best_first_and_keeps_only_scores_above_the_bar(tmp_pat
     kept, dropped = write_keep_lists(records, tmp_path, above=3.0)
     assert kept.read_text().splitlines() == ["https://cdn.example/a,b;c'd+e.mp4", "/v/mid.mp4"]
     assert dropped.read_text().splitlines() == ["/v/edge.mp4", "/v/low.mp4", "/v/x.mp4", "/v/u.mp4"]
+
+
+def test_a_source_with_nothing_to_score_never_loads_the_model(tmp_path):
+    """A rerun does not write the failed rows twice; the missing model is never touched."""
+    port = closed_port()
+    urls = [f"http://127.0.0.1:{port}/{name}.mp4" for name in "ab"]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps({"video_url": u}) + "\n" for u in urls))
+    args = (tmp_path / "no_model", tmp_path / "rows.jsonl", None, tmp_path / "out")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="no video could be scored: 2 x cannot reach"):
+            scoring.score_split(*args, PROMPTS_DIR / "video_reward.yaml", VIDEO)
+    assert len(read_predictions(tmp_path / "out/predictions.jsonl")) == 2
+    assert (tmp_path / "out/predictions.jsonl").read_text().count("\n") == 2
+    assert (tmp_path / "out/failed.jsonl").read_text().count("\n") == 2
