@@ -58,7 +58,7 @@ SAFE_ID = re.compile(r"^\w[\w.-]*$")
 OFFLINE_HINT = (
     "If this machine is offline, point the course at local files instead: "
     "`--source path/to/file.jsonl` (rows whose video_url is a path relative to that file) or "
-    "`--source DIR` for a folder made by `python -m recipe_utils synth --out DIR`."
+    "`--source DIR` for a folder of videos or one made by `python -m recipe_utils synth`."
 )
 
 
@@ -234,7 +234,7 @@ def normalize_row(raw: object, base: Path | None, labels: bool = True) -> dict:
     return row
 
 
-def _text_of(path: Path) -> str:
+def _read_text(path: Path) -> str:
     """The file's text; a byte-order mark is dropped (it would rename the first column)."""
     try:
         return path.read_bytes().decode("utf-8-sig")
@@ -247,7 +247,7 @@ def _text_of(path: Path) -> str:
 
 def _read_jsonl(path: Path) -> list:
     records = []
-    for number, line in enumerate(_text_of(path).splitlines(), start=1):
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -258,7 +258,7 @@ def _read_jsonl(path: Path) -> list:
 
 
 def _read_csv(path: Path) -> tuple[list[dict], list[str]]:
-    reader = csv.DictReader(io.StringIO(_text_of(path), newline=""))
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
     try:
         return list(reader), list(reader.fieldnames or [])
     except csv.Error as exc:

@@ -11,6 +11,7 @@ import pytest
 from videophy2_rows import CAPTIONS, COLUMNS, GENERATORS, NAME, csv_text, videophy2_rows, write_csv
 
 from recipe_utils.answers import follows_format, parse_answer
+from recipe_utils.cli import main
 from recipe_utils.prompts import PROMPTS_DIR, load_prompt
 from recipe_utils.video import write_clip
 from recipe_utils.videophy2 import (
@@ -239,6 +240,19 @@ def test_unreachable_hub_says_how_to_use_local_files(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(HubUnreachable, match="--source path/to/file.jsonl"):
         load_rows("videophysics/videophy2_test", "test")
+
+
+def test_unreachable_hub_ends_the_command_in_one_line(monkeypatch, tmp_path, capsys):
+    """It was an 86-line traceback: HubUnreachable was an error the command line did not catch."""
+
+    def offline(name, split):
+        raise ConnectionError("Couldn't reach 'videophysics/videophy2_test' on the Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    args = ["--source", "videophysics/videophy2_test", "--split", "test", "--out", str(tmp_path)]
+    assert main(["prepare", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not load hub dataset") and err.count("\n") == 1
 
 
 def test_bad_sources_fail_clearly(bench, tmp_path):
