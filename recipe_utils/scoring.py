@@ -451,7 +451,7 @@ def intake(
     limit: int | None = None,
     videos_dir: str | Path | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """The rows still to score, and the (index, reason) of every source row that did not load.
+    """The rows still to score, and a record (index, reason) of each source row that did not load.
 
     Human scores are optional. A row whose video cannot be fetched gets an error record in
     `predictions.jsonl` at once, so every loaded row ends there, scored or with its reason.

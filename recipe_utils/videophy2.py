@@ -357,6 +357,11 @@ def load_rows(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of rows or None, got {limit}")
     file, hub_id = _resolve(source, split)
+    if labels and file is not None and file.is_dir():
+        raise ValueError(
+            f"{file} is a folder of videos, which has no human scores (`pc`): score it, or give "
+            "a .jsonl/.parquet/.csv file with a `pc` column"
+        )
     if hub_id:
         records = _read_hub(hub_id, split)
         columns = records.column_names

@@ -570,3 +570,5 @@ def test_folder_of_videos_is_a_source_searched_recursively(tmp_path):
     ]
     assert len({row["id"] for row in loaded.rows}) == 3
     assert all(Path(row["video"]).is_file() and row["pc"] is None for row in loaded.rows)
+    with pytest.raises(ValueError, match="folder of videos, which has no human scores"):
+        prepare(tmp_path / "clips", None, tmp_path / "out", PROMPT)
