@@ -390,6 +390,19 @@ def repair_tail(path: Path) -> None:
         path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
+def retry_failed(path: Path) -> None:
+    """Drop the error records an earlier run wrote, so a rerun tries those rows again (a host
+    may be back, a file replaced); scored records stay. The file is replaced atomically."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines(keepends=True) if line.strip()]
+    scored = [line for line in lines if "error" not in json.loads(line)]
+    if len(scored) < len(lines):
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text("".join(scored))
+        os.replace(partial, path)
+
+
 def done_ids(path: Path) -> set[str]:
     if not path.exists():
         return set()
@@ -455,13 +468,14 @@ def intake(
 
     Human scores are optional. A row whose video cannot be fetched gets an error record in
     `predictions.jsonl` at once, so every loaded row ends there, scored or with its reason.
-    Rows already in `predictions.jsonl` (a resumed run) are neither fetched nor scored again.
+    Rows scored by an earlier run are neither fetched nor scored again; its failures are retried.
     """
     from .videophy2 import download_videos, load_rows
 
     loaded = load_rows(source, split, limit, labels=False)
     predictions = out_dir / "predictions.jsonl"
     repair_tail(predictions)
+    retry_failed(predictions)
     done = done_ids(predictions)
     rows = [row for row in loaded.rows if row["id"] not in done]
     if any(row["video"] is None for row in rows):

@@ -324,3 +324,18 @@ def test_a_source_with_nothing_to_score_never_loads_the_model(tmp_path):
     assert len(read_predictions(tmp_path / "out/predictions.jsonl")) == 2
     assert (tmp_path / "out/predictions.jsonl").read_text().count("\n") == 2
     assert (tmp_path / "out/failed.jsonl").read_text().count("\n") == 2
+
+
+def test_a_rerun_retries_the_rows_that_failed(tiny_model, server, tmp_path):
+    clip = clip_folder(tmp_path, ["clip.mp4"]) / "clip.mp4"
+    url = server.add("/cogvideo/clip.mp4", clip.read_bytes(), "404", "ok")
+    (tmp_path / "rows.jsonl").write_text(json.dumps({"video_url": url}) + "\n")
+    args = (tiny_model, tmp_path / "rows.jsonl", None, tmp_path / "out")
+    settings = (PROMPTS_DIR / "video_reward.yaml", VIDEO, Sampling(max_tokens=6, greedy=True))
+    with pytest.raises(ValueError, match="HTTP 404"):
+        scoring.score_split(*args, *settings, report=False)
+    predictions = scoring.score_split(*args, *settings, report=False)
+    [record] = read_predictions(predictions)
+    assert "error" not in record and record["video_url"] == url
+    assert predictions.read_text().count("\n") == 1
+    assert (tmp_path / "out/failed.jsonl").read_text() == ""
