@@ -365,6 +365,11 @@ def evaluate(
     """
     records, skipped = _read_jsonl(Path(predictions_path))
     if labels is not None:
+        if not any(r["id"] in labels for r in records):
+            raise ValueError(
+                f"{predictions_path}: no prediction's id is among the {len(labels)} labelled "
+                "rows; ids come from an `id` column, else from `video_url` as written"
+            )
         records = [r | {"pc": labels[r["id"]]} if r["id"] in labels else r for r in records]
     metrics = {"input": skipped, **compute_metrics(records, n_boot=n_boot, seed=seed)}
     out_path = Path(out_path)

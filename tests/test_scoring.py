@@ -284,6 +284,10 @@ def test_evaluate_joins_labels_given_later(tmp_path, capsys):
     assert main([*args, "--labels", str(tmp_path / "labels.jsonl")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert (metrics["n"], metrics["accuracy"]) == (2, 0.5)
+    others = [dict(row, id=f"other_{row['id']}") for row in labels]
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in others))
+    assert main([*args, "--labels", str(tmp_path / "labels.jsonl")]) == 2
+    assert "no prediction's id is among the 2 labelled rows" in capsys.readouterr().err
     unlabelled = [{k: v for k, v in row.items() if k != "pc"} for row in labels]
     (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in unlabelled))
     assert main([*args, "--labels", str(tmp_path / "labels.jsonl")]) == 2
