@@ -120,6 +120,39 @@ for row in disagreements(by_system, N_DISAGREEMENTS):
     for name, raw in row["raw"].items():
         print(f"  {SYSTEMS[name]}: {raw[0][:200]!r}" if raw else f"  {SYSTEMS[name]}: (no answer)")
 
+# %% [markdown]
+# ## The critic at work: score and filter clips nobody labelled
+# The recipe exists to filter generated videos. Here the best trained checkpoint scores a folder
+# of clips that come with no human scores, ranks them (`ranking.csv`, and `report.html` best
+# first) and keeps those above a bar (`kept.txt`, `dropped.txt`). The same from a shell:
+# `python -m recipe_utils score --model CHECKPOINT --source DIR --out OUT --keep-above 3`.
+# On the smoke profile the folder holds newly rendered synthetic clips in two subfolders that
+# reuse file names, as generators' folders do; on the full profile, downloaded test videos.
+
+# %%
+from recipe_utils.pipeline import best_checkpoint, score_args
+from recipe_utils.scoring import score_split
+from recipe_utils.synthetic import generate
+
+KEEP_ABOVE = 3.0  # keep clips whose expected score (or answer) is above this
+N_CLIPS = 16  # clips scored here
+critic = max(("sft", "grpo"), key=lambda name: systems[name]["pearson"] or -1.0)
+own = out / "own_clips"
+clips = run / "data" / "videos"
+if config["data"]["eval"]["source"] == "synthetic":
+    clips = own / "clips"  # each subfolder's labels stay in its test.jsonl, unread
+    for generator, seed in (("generator_a", 11), ("generator_b", 12)):
+        generate(clips / generator, n_train=0, n_test=N_CLIPS // 2, seed=seed)
+args = score_args(config, run, config[critic]["prompt"]) | {"source": clips, "split": None}
+args["limit"] = N_CLIPS
+predictions = score_split(
+    best_checkpoint(run, critic), out_dir=own / "scores", keep_above=KEEP_ABOVE, **args
+)
+kept = (own / "scores" / "kept.txt").read_text().splitlines()
+ranking = pd.read_csv(own / "scores" / "ranking.csv")
+print(f"the best {critic.upper()} checkpoint keeps {len(kept)} of {len(ranking)} clips")
+ranking.drop(columns="id").head(8)
+
 # %%
 summary_json, summary_md = write_summary(run, systems)
 print(summary_md.read_text())

@@ -65,29 +65,39 @@ def cmd_score(args: argparse.Namespace) -> None:
     )
     video = {"fps": args.fps, "total_pixels": args.total_pixels}
     options = {"tensor_parallel_size": args.tensor_parallel_size} if args.backend == "vllm" else {}
-    print(
-        score_split(
-            args.model,
-            args.source,
-            args.split,
-            args.out,
-            args.prompt,
-            video,
-            sampling,
-            backend=args.backend,
-            limit=args.limit,
-            batch_size=args.batch_size,
-            **options,
-        )
+    predictions = score_split(
+        args.model,
+        args.source,
+        args.split,
+        args.out,
+        args.prompt,
+        video,
+        sampling,
+        backend=args.backend,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        keep_above=args.keep_above,
+        **options,
     )
+    written = ["predictions.jsonl", "failed.jsonl", "ranking.csv", "report.html"]
+    if args.keep_above is not None:
+        written += ["kept.txt", "dropped.txt"]
+    print("\n".join(str(predictions.parent / name) for name in written))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .metrics import evaluate
 
-    metrics = evaluate(args.predictions, args.out)
+    labels = None
+    if args.labels:
+        from .videophy2 import load_rows
+
+        labels = {row["id"]: row["pc"] for row in load_rows(args.labels, args.split).rows}
+    metrics = evaluate(args.predictions, args.out, labels=labels)
     keys = ("n", "accuracy", "pearson", "spearman", "mae", "within1", "parse_failure_rate")
-    print(json.dumps({k: metrics[k] for k in keys}, indent=2))
+    print(
+        json.dumps({k: metrics[k] for k in ("n_rows", "n_unlabeled", "n_failed", *keys)}, indent=2)
+    )
     print(f"written: {args.out}")
 
 
@@ -156,9 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="score videos 1..5 into DIR/predictions.jsonl (resumable)")
     p.add_argument("--model", required=True, help="model folder or hub id")
     p.add_argument(
-        "--source", required=True, help="hub id, .jsonl/.parquet/.csv file, or benchmark folder"
+        "--source",
+        required=True,
+        help="a folder of videos (searched recursively), a .jsonl/.parquet/.csv file listing "
+        "video_url paths or URLs (human scores optional), a benchmark folder with --split, "
+        "or a hub id",
     )
-    p.add_argument("--split", help="split name")
+    p.add_argument("--split", help="split name (benchmark folder or hub dataset)")
     p.add_argument("--out", required=True, help="output folder (predictions.jsonl, report.html)")
     p.add_argument("--backend", choices=["transformers", "vllm"], default="transformers")
     p.add_argument("--prompt", default="prompts/video_reward.yaml", help="prompt YAML file")
@@ -172,11 +186,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     p.add_argument("--seed", type=int, default=1, help="sampling seed")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per vLLM engine")
+    p.add_argument(
+        "--keep-above",
+        type=float,
+        metavar="X",
+        help="write kept.txt (clips whose expected score, or answer, is above X) and dropped.txt",
+    )
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("evaluate", help="metrics.json from a predictions.jsonl")
     p.add_argument("--predictions", required=True, help="predictions.jsonl written by `score`")
     p.add_argument("--out", required=True, help="metrics.json to write")
+    p.add_argument(
+        "--labels",
+        help="rows with human scores (`pc`) matched to the predictions by id, for clips scored "
+        "without them: a .jsonl/.parquet/.csv file, benchmark folder (with --split) or hub id",
+    )
+    p.add_argument("--split", help="split of --labels")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("train", help="fine-tune with SFT or GRPO, locally or with cosmos-rl")

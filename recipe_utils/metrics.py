@@ -156,6 +156,8 @@ def compute_metrics(records: list[dict], n_boot: int = 1000, seed: int = 0) -> d
     metrics["failed_rows"] = [
         {"id": r["id"], "video": r.get("video"), "error": r["error"]} for r in failed
     ]
+    if len(rows) == 0 and len(records) > len(failed):
+        notes["labels"] = "no row has a human score (pc): give them with `evaluate --labels`"
     metrics["notes"] = notes
     return metrics
 
@@ -351,14 +353,24 @@ def evaluate(
     out_path: str | os.PathLike,
     n_boot: int = 1000,
     seed: int = 0,
+    labels: dict[str, int] | None = None,
 ) -> dict:
     """Read predictions, compute metrics, write them to `out_path` (JSON) and return them.
 
-    The metrics also record what reading left out (`input`: duplicates, a truncated last line).
+    `labels` (human `pc` by id) fills in the scores of clips scored without them; metrics cover
+    the labelled rows only. The metrics also record what reading left out (`input`: duplicates,
+    a truncated last line).
     The file is written to a temporary name first, so an interrupted run never leaves half a
     metrics.json behind.
     """
     records, skipped = _read_jsonl(Path(predictions_path))
+    if labels is not None:
+        if not any(r["id"] in labels for r in records):
+            raise ValueError(
+                f"{predictions_path}: no prediction's id is among the {len(labels)} labelled "
+                "rows; ids come from an `id` column, else from `video_url` as written"
+            )
+        records = [r | {"pc": labels[r["id"]]} if r["id"] in labels else r for r in records]
     metrics = {"input": skipped, **compute_metrics(records, n_boot=n_boot, seed=seed)}
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """One HTML page for a whole scored split: a few frames, the raw answers, the parsed score and
-the human score per video, so a person can see why the model said what it said."""
+the human score (where there is one) per video, so a person can see why the model said what it
+said. `score_split` writes it best first, a gallery of what a filter would keep."""
 
 from __future__ import annotations
 
@@ -70,13 +71,19 @@ def row_html(record: dict, frames: int) -> str:
 def write_report(
     records: list[dict], out: str | Path, frames: int = 4, title: str = "Scores"
 ) -> Path:
-    """Write the HTML report for scored records (as read from predictions.jsonl)."""
+    """Write the HTML report for scored records (as read from predictions.jsonl), in the order
+    given."""
     out = Path(out)
     rows = "\n".join(row_html(r, frames) for r in tqdm(records, desc="report", unit="video"))
+    legend = (
+        "Green: exact, yellow: off by one, red: further or unparsed."
+        if any(r.get("pc") is not None for r in records)
+        else "No human scores: the rows are not coloured."
+    )
     out.write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<p>{len(records)} videos. Green: exact, yellow: off by one, red: further or unparsed.</p>"
+        f"<p>{len(records)} videos. {legend}</p>"
         "<table><tr><th>video</th><th>frames</th><th>human pc</th><th>predicted</th>"
         f"<th>expected score</th><th>raw answer(s)</th></tr>{rows}</table></body></html>"
     )

@@ -10,6 +10,7 @@ build their inputs from the same chat messages (`videophy2.build_messages`) and 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -27,9 +28,11 @@ from .prompts import Prompt
 from .video import Clip, VideoError, load_clip
 from .videophy2 import build_messages
 
+logger = logging.getLogger(__name__)
+
 DIGITS = ("1", "2", "3", "4", "5")
 ANSWER_OPEN = re.compile(r"<answer>\s*$")
-ROW_FIELDS = ("model_name", "category", "is_hard", "caption")
+ROW_FIELDS = ("video_url", "model_name", "category", "is_hard", "caption")
 
 
 @dataclass
@@ -387,6 +390,19 @@ def repair_tail(path: Path) -> None:
         path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
+def retry_failed(path: Path) -> None:
+    """Drop the error records an earlier run wrote, so a rerun tries those rows again (a host
+    may be back, a file replaced); scored records stay. The file is replaced atomically."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines(keepends=True) if line.strip()]
+    scored = [line for line in lines if "error" not in json.loads(line)]
+    if len(scored) < len(lines):
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text("".join(scored))
+        os.replace(partial, path)
+
+
 def done_ids(path: Path) -> set[str]:
     if not path.exists():
         return set()
@@ -441,6 +457,52 @@ def make_scorer(
     raise ValueError(f"unknown backend {backend!r}: use 'transformers' or 'vllm'")
 
 
+def intake(
+    source: str | Path,
+    split: str | None,
+    out_dir: Path,
+    limit: int | None = None,
+    videos_dir: str | Path | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """The rows still to score, and a record (index, reason) of each source row that did not load.
+
+    Human scores are optional. A row whose video cannot be fetched gets an error record in
+    `predictions.jsonl` at once, so every loaded row ends there, scored or with its reason.
+    Rows scored by an earlier run are neither fetched nor scored again; its failures are retried.
+    """
+    from .videophy2 import download_videos, load_rows
+
+    loaded = load_rows(source, split, limit, labels=False)
+    predictions = out_dir / "predictions.jsonl"
+    repair_tail(predictions)
+    retry_failed(predictions)
+    done = done_ids(predictions)
+    rows = [row for row in loaded.rows if row["id"] not in done]
+    if any(row["video"] is None for row in rows):
+        download = download_videos(rows, videos_dir or out_dir.parent)
+        lost = {item["id"]: item["reason"] for item in download.failed}
+        append_records(
+            predictions, [failed_record(row, lost[row["id"]]) for row in rows if row["id"] in lost]
+        )
+        rows = [row for row in rows if row["id"] not in lost]
+    skipped = [{"index": index, "reason": why} for index, why in loaded.skipped]
+    return rows, skipped
+
+
+def write_outputs(
+    records: list[dict], out_dir: Path, title: str, report: bool, keep_above: float | None
+) -> None:
+    """ranking.csv, the kept and dropped lists for `keep_above`, report.html ranked by score."""
+    from .ranking import ranked, write_keep_lists, write_ranking
+    from .report import write_report
+
+    write_ranking(records, out_dir / "ranking.csv")
+    if keep_above is not None:
+        write_keep_lists(records, out_dir, keep_above)
+    if report:
+        write_report(ranked(records), out_dir / "report.html", title=title)
+
+
 def score_split(
     model: str | Path,
     source: str | Path,
@@ -454,29 +516,42 @@ def score_split(
     batch_size: int = 8,
     videos_dir: str | Path | None = None,
     report: bool = True,
+    keep_above: float | None = None,
     **options,
 ) -> Path:
-    """Load a split, fetch its videos if they are remote, score what is not scored yet, and
-    write `predictions.jsonl` (and `report.html`) under `out_dir`."""
+    """Score a split, a list of paths/URLs or a folder of videos (labels optional), resumably.
+
+    Writes under `out_dir`: `predictions.jsonl` (one line per loaded row: its score, or the
+    reason it has none), `failed.jsonl`, `ranking.csv`, `report.html` (highest score first) and,
+    with `keep_above`, `kept.txt`/`dropped.txt`. The model is loaded only when a video is left
+    to score; a source that yields nothing to score at all is a ValueError.
+    """
     from .metrics import read_predictions
     from .prompts import load_prompt
-    from .report import write_report
-    from .videophy2 import download_videos, load_rows
+    from .videophy2 import lost_rows, write_jsonl
 
     out_dir = ensure_writable(out_dir)
     prompt = load_prompt(prompt_path)
-    rows = load_rows(source, split, limit).rows
-    if any(row["video"] is None for row in rows):
-        download_videos(rows, videos_dir or out_dir.parent)
-    rows = [row for row in rows if row["video"] is not None]
-    scorer = make_scorer(backend, model, prompt, video_settings, sampling or Sampling(), **options)
-    predictions = score_rows(
-        scorer, rows, out_dir, batch_size, desc=f"scoring {Path(str(model)).name}"
-    )
-    if report:
-        write_report(
-            read_predictions(predictions), out_dir / "report.html", title=f"{model} on {split}"
+    rows, skipped = intake(source, split, out_dir, limit, videos_dir)
+    predictions = out_dir / "predictions.jsonl"
+    if rows:
+        scorer = make_scorer(
+            backend, model, prompt, video_settings, sampling or Sampling(), **options
         )
+        score_rows(scorer, rows, out_dir, batch_size, desc=f"scoring {Path(str(model)).name}")
+    records = read_predictions(predictions) if predictions.exists() else []
+    errors = [r for r in records if r.get("error")]
+    failures = skipped + [
+        {"id": r["id"], "video_url": r.get("video_url"), "reason": r["error"]} for r in errors
+    ]
+    write_jsonl(out_dir / "failed.jsonl", failures)
+    message = lost_rows(failures, out_dir / "failed.jsonl") if failures else "it has no rows"
+    if len(errors) == len(records):
+        raise ValueError(f"{source}: no video could be scored: {message}")
+    if failures:
+        logger.warning("%s: %d row(s) without a score: %s", source, len(failures), message)
+    title = f"{model} on {Path(str(source)).name}{f' ({split})' if split else ''}"
+    write_outputs(records, out_dir, title, report, keep_above)
     return predictions
 
 

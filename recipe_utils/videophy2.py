@@ -2,7 +2,8 @@
 
 Every source (a hub split, a local .jsonl/.parquet/.csv file, a synthetic benchmark folder) is
 normalized to one row schema, so the rest of the course never asks where a row came from. Bad
-rows are reported with their index and reason and skipped, never dropped silently.
+rows are reported with their index and reason and skipped, never dropped silently. A folder of
+video files (searched recursively) is a source too: rows without human scores, to be scored.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import ast
 import csv
 import hashlib
+import io
 import json
 import logging
 import math
 import numbers
+import posixpath
 import random
 import re
 import time
@@ -44,13 +47,18 @@ RULE_FIELDS = (
     "human_violated_rules",
 )
 LOCAL_SUFFIXES = (".jsonl", ".parquet", ".csv")
+# Sources with these suffixes are files the loader cannot read, never hub ids ("org/name").
+OTHER_FILE_SUFFIXES = (".json", ".txt", ".tsv", ".yaml", ".yml", ".xlsx", ".arrow", ".gz", ".zip")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v")
+LABEL_FIELDS = ("sa", "pc")
+NOT_A_VALUE = {"nan", "none", "null"}  # how pandas and Python write an empty cell to text
 VIDEO_KEYS = {"fps", "min_pixels", "max_pixels", "total_pixels"}  # what video.load_clip reads
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 SAFE_ID = re.compile(r"^\w[\w.-]*$")
 OFFLINE_HINT = (
     "If this machine is offline, point the course at local files instead: "
     "`--source path/to/file.jsonl` (rows whose video_url is a path relative to that file) or "
-    "`--source DIR` for a folder made by `python -m recipe_utils synth --out DIR`."
+    "`--source DIR` for a folder of videos or one made by `python -m recipe_utils synth`."
 )
 
 
@@ -58,8 +66,8 @@ class RowError(ValueError):
     """A row that does not fit the VideoPhy-2 schema; the message says which field and why."""
 
 
-class HubUnreachable(RuntimeError):
-    """The hub (or the video host) cannot be reached; the message says how to work offline."""
+class HubUnreachable(ConnectionError):
+    """The hub cannot be reached; the message says how to work offline."""
 
 
 class DownloadError(RuntimeError):
@@ -94,7 +102,9 @@ def is_url(text: str) -> bool:
 def _missing(value: object) -> bool:
     if isinstance(value, float):
         return math.isnan(value)
-    return value is None or (isinstance(value, str) and not value.strip())
+    if isinstance(value, str):
+        return not value.strip() or value.strip().lower() in NOT_A_VALUE
+    return value is None
 
 
 def _integer(value: object, name: str) -> int:
@@ -113,17 +123,25 @@ def _integer(value: object, name: str) -> int:
     return int(value)
 
 
-def _score(raw: dict, name: str) -> int:
+def _score(raw: dict, name: str, required: bool) -> int | None:
+    if not required and _missing(raw.get(name)):
+        return None
     value = _integer(raw.get(name), name)
     if value not in LABELS:
         raise RowError(f"`{name}`={value} is outside 1..5")
     return value
 
 
-def _flag(raw: dict, name: str, default: int) -> int:
-    if _missing(raw.get(name)):
+def _flag(raw: dict, name: str, default: int | None) -> int | None:
+    """0/1 from a number, a bool (parquet, JSON) or its text ("True" in a CSV)."""
+    value = raw.get(name)
+    if _missing(value):
         return default
-    value = _integer(raw[name], name)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        value = value.strip().lower() == "true"
+    if isinstance(value, bool):
+        return int(value)
+    value = _integer(value, name)
     if value not in (0, 1):
         raise RowError(f"`{name}`={value} should be 0 or 1")
     return value
@@ -169,10 +187,21 @@ def _rules(value: object, name: str) -> list[str]:
     return [item for item in items if item is not None]
 
 
+def local_id(path: str) -> str:
+    """A readable, stable id for a local video: its file stem plus a hash of the path as written.
+
+    Generators' folders reuse file names (`cogvideo/0001.mp4`, `hunyuan/0001.mp4`), so the stem
+    alone would make the second row a duplicate.
+    """
+    path = posixpath.normpath(path.replace("\\", "/"))
+    stem = re.sub(r"[^\w.-]+", "_", posixpath.splitext(posixpath.basename(path))[0])
+    return f"{stem.strip('._-')[:48] or 'video'}-{url_key(path)[:8]}"
+
+
 def _row_id(raw: dict, url: str) -> str:
     given = raw.get("id")
     if _missing(given):
-        return url_key(url) if is_url(url) else Path(url).stem
+        return url_key(url) if is_url(url) else local_id(url)
     row_id = str(given).strip()
     if not SAFE_ID.match(row_id):
         raise RowError(
@@ -181,8 +210,11 @@ def _row_id(raw: dict, url: str) -> str:
     return row_id
 
 
-def normalize_row(raw: object, base: Path | None) -> dict:
-    """One row in the course schema. `base` is the split file's folder (None for hub rows)."""
+def normalize_row(raw: object, base: Path | None, labels: bool = True) -> dict:
+    """One row in the course schema. `base` is the split file's folder (None for hub rows).
+
+    With `labels=False` the human scores `sa` and `pc` may be absent (None): clips to be scored.
+    """
     if not isinstance(raw, dict):
         raise RowError(f"expected a mapping of columns, got {type(raw).__name__}")
     url = raw.get("video_url")
@@ -191,36 +223,81 @@ def normalize_row(raw: object, base: Path | None) -> dict:
     url = url.strip()
     if base is None and not is_url(url):
         raise RowError(f"`video_url`={url!r} is not an http(s) URL")
-    sa, pc = _score(raw, "sa"), _score(raw, "pc")
+    sa, pc = _score(raw, "sa", labels), _score(raw, "pc", labels)
     row = {"id": _row_id(raw, url), "video_url": url, "sa": sa, "pc": pc}
     row["video"] = None if is_url(url) else str((base / url).resolve())
-    row["joint"] = _flag(raw, "joint", default=int(sa >= 4 and pc >= 4))
+    joint = None if sa is None or pc is None else int(sa >= 4 and pc >= 4)
+    row["joint"] = _flag(raw, "joint", default=joint)
     row["is_hard"] = _flag(raw, "is_hard", default=0)
     row.update({name: _text(raw, name) for name in TEXT_FIELDS})
     row.update({name: _rules(raw.get(name), name) for name in RULE_FIELDS})
     return row
 
 
-def _read_jsonl(path: Path):
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield RowError(f"line {number} is not valid JSON ({exc.msg})")
+def _read_text(path: Path) -> str:
+    """The file's text; a byte-order mark is dropped (it would rename the first column)."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
+            "save it as UTF-8"
+        ) from None
 
 
-def _read_local(path: Path):
-    if path.suffix == ".jsonl":
-        return _read_jsonl(path)
-    if path.suffix == ".parquet":
+def _read_jsonl(path: Path) -> list:
+    records = []
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            records.append(RowError(f"line {number} is not valid JSON ({exc.msg})"))
+    return records
+
+
+def _read_csv(path: Path) -> tuple[list[dict], list[str]]:
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    try:
+        return list(reader), list(reader.fieldnames or [])
+    except csv.Error as exc:
+        raise ValueError(f"{path}, line {reader.line_num}: not valid CSV ({exc})") from None
+
+
+def _read_folder(folder: Path) -> list[dict]:
+    """One row per video file under `folder` (any depth), its path relative to the folder."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    return [{"video_url": p.relative_to(folder).as_posix()} for p in files if p.is_file()]
+
+
+def _read_local(path: Path) -> tuple[list, list[str]]:
+    """Records and the column names the source declares (for JSONL: those any row uses)."""
+    if path.is_dir():
+        return _read_folder(path), ["video_url"]
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path)
+    if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+        table = pq.read_table(path)
+        return table.to_pylist(), table.column_names
+    records = _read_jsonl(path)
+    return records, list(dict.fromkeys(k for r in records if isinstance(r, dict) for k in r))
+
+
+def _check_columns(columns: list[str], labels: bool, source: str) -> None:
+    """One message for a column every row lacks, instead of one per row."""
+    required = ("video_url", *LABEL_FIELDS) if labels else ("video_url",)
+    missing = [name for name in required if name not in columns]
+    if missing:
+        names = ", ".join(f"`{name}`" for name in missing)
+        verb = "column {} is" if len(missing) == 1 else "columns {} are"
+        raise ValueError(
+            f"{source}: {verb.format(names)} not in the header; "
+            f"found: {', '.join(map(repr, columns))}"
+        )
 
 
 def _read_hub(dataset_id: str, split: str):
@@ -234,22 +311,32 @@ def _read_hub(dataset_id: str, split: str):
         ) from exc
 
 
+def _has_videos(folder: Path) -> bool:
+    return any(p.suffix.lower() in VIDEO_SUFFIXES for p in folder.rglob("*"))
+
+
 def _resolve(source: str | Path, split: str | None) -> tuple[Path | None, str | None]:
-    """Return (split file, None) for local sources or (None, hub id) for hub datasets."""
+    """Return (split file or video folder, None) for local sources or (None, hub id)."""
     path = Path(source)
     if path.is_dir():
+        splits = sorted(p.stem for p in path.glob("*.jsonl"))
+        if split is None and not splits and _has_videos(path):
+            return path, None
         if split is None:
-            raise ValueError(f"{path} is a folder: also give the split (e.g. 'train' or 'test')")
+            raise ValueError(
+                f"{path} is a folder: also give the split (e.g. 'train' or 'test'); "
+                f"splits in it: {splits or 'none'}"
+            )
         file = path / f"{split}.jsonl"
         if not file.is_file():
-            found = sorted(p.stem for p in path.glob("*.jsonl"))
-            raise FileNotFoundError(f"{file} does not exist; splits in {path}: {found or 'none'}")
+            raise FileNotFoundError(f"{file} does not exist; splits in {path}: {splits or 'none'}")
         return file, None
-    if path.suffix in LOCAL_SUFFIXES:
+    suffix = path.suffix.lower()
+    if suffix in LOCAL_SUFFIXES:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
         return path, None
-    if HUB_ID.match(str(source)):
+    if HUB_ID.match(str(source)) and suffix not in OTHER_FILE_SUFFIXES + VIDEO_SUFFIXES:
         if split is None:
             raise ValueError(f"hub dataset {source!r}: give the split (e.g. 'train' or 'test')")
         return None, str(source)
@@ -259,13 +346,30 @@ def _resolve(source: str | Path, split: str | None) -> tuple[Path | None, str | 
     )
 
 
-def load_rows(source: str | Path, split: str | None = None, limit: int | None = None) -> Rows:
-    """Load and normalize rows; bad and duplicate rows are skipped and listed in `.skipped`."""
+def load_rows(
+    source: str | Path, split: str | None = None, limit: int | None = None, labels: bool = True
+) -> Rows:
+    """Load and normalize rows; bad and duplicate rows are skipped and listed in `.skipped`.
+
+    `labels=False` accepts rows without human scores (`pc`, `sa` become None), as a folder of
+    videos or a list of paths/URLs to score has none.
+    """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of rows or None, got {limit}")
     file, hub_id = _resolve(source, split)
-    records = _read_hub(hub_id, split) if hub_id else _read_local(file)
-    base = file.parent.resolve() if file else None
+    if labels and file is not None and file.is_dir():
+        raise ValueError(
+            f"{file} is a folder of videos, which has no human scores (`pc`): score it, or give "
+            "a .jsonl/.parquet/.csv file with a `pc` column"
+        )
+    if hub_id:
+        records = _read_hub(hub_id, split)
+        columns = records.column_names
+    else:
+        records, columns = _read_local(file)
+    if columns:
+        _check_columns(columns, labels, str(file or hub_id))
+    base = None if hub_id else (file if file.is_dir() else file.parent).resolve()
     rows, skipped, first_seen = [], [], {}
     for index, raw in enumerate(records):
         if limit is not None and len(rows) >= limit:
@@ -273,7 +377,7 @@ def load_rows(source: str | Path, split: str | None = None, limit: int | None = 
         try:
             if isinstance(raw, RowError):
                 raise raw
-            row = normalize_row(raw, base)
+            row = normalize_row(raw, base, labels)
         except RowError as exc:
             skipped.append((index, str(exc)))
             continue
@@ -293,6 +397,28 @@ def load_rows(source: str | Path, split: str | None = None, limit: int | None = 
 # ----------------------------------------------------------------------------- videos
 
 
+def append_jsonl(path: Path, records: list[dict]) -> None:
+    """Append one JSON line per record (creating the file, even for none)."""
+    with path.open("a", encoding="utf-8") as out:
+        out.writelines(json.dumps(record) + "\n" for record in records)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+
+
+def lost_rows(failures: list[dict], listed_in: Path, shown: int = 3) -> str:
+    """One line on the rows a stage lost: the most frequent reasons with their counts, where
+    every row is listed, and how to work offline when a host could not be reached."""
+    counts = Counter(item["reason"] for item in failures)
+    top = "; ".join(f"{n} x {reason}" for reason, n in counts.most_common(shown))
+    more = f"; and {len(counts) - shown} other reason(s)" if len(counts) > shown else ""
+    offline = any(reason.startswith("cannot reach") for reason in counts)
+    return f"{top}{more}; every row and its reason: {listed_in}" + (
+        f". {OFFLINE_HINT}" if offline else ""
+    )
+
+
 @dataclass
 class DownloadReport:
     """Ids fetched now, ids already on disk, and failures (id, url, reason) also in failed.jsonl."""
@@ -306,15 +432,20 @@ class _Retry(Exception):
     """A failure worth another attempt (network error, 5xx, cut-off body)."""
 
 
-def check_reachable(urls: list[str], timeout: float) -> None:
-    """Fail fast, before any download starts, when a video host cannot be reached."""
-    for host in sorted({"{0.scheme}://{0.netloc}/".format(urlsplit(url)) for url in urls}):
+def host_of(url: str) -> str:
+    return "{0.scheme}://{0.netloc}/".format(urlsplit(url))
+
+
+def unreachable_hosts(urls: list[str], timeout: float) -> dict[str, str]:
+    """The video hosts that cannot be reached, each with why: their rows fail at once, without
+    retries, while the other hosts' rows download."""
+    down = {}
+    for host in sorted({host_of(url) for url in urls}):
         try:
             requests.head(host, timeout=timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise HubUnreachable(
-                f"cannot reach {host} to download videos ({exc}). {OFFLINE_HINT}"
-            ) from exc
+            down[host] = f"cannot reach {host} ({type(exc).__name__})"
+    return down
 
 
 def _attempt(url: str, part: Path, timeout: float) -> None:
@@ -362,8 +493,10 @@ def download_videos(
     """Fetch each remote row's video to OUT/videos/{id}.mp4 and set `row["video"]`.
 
     Files are named by id (a hash of the URL), never by row position, so datasets built in
-    any order share one folder safely. Finished files are reused; failures go to
-    OUT/failed.jsonl and the run goes on.
+    any order share one folder safely. Finished files are reused; failures are appended to
+    OUT/failed.jsonl (datasets sharing the folder keep each other's entries) and the run goes
+    on. Rows on a host that cannot be reached fail at once; the other hosts' rows download.
+    The caller, who knows what else its rows lost, tells the user (`lost_rows`).
     """
     out_dir = Path(out_dir)
     videos = out_dir / "videos"
@@ -373,8 +506,12 @@ def download_videos(
     done = {i for i in urls if (videos / f"{i}.mp4").is_file()}
     report = DownloadReport(present=[i for i in urls if i in done])
     todo = {i: url for i, url in urls.items() if i not in done}
+    down = unreachable_hosts(list(todo.values()), timeout) if todo else {}
+    for row_id, url in list(todo.items()):
+        if host_of(url) in down:
+            report.failed.append({"id": row_id, "url": url, "reason": down[host_of(url)]})
+            del todo[row_id]
     if todo:
-        check_reachable(list(todo.values()), timeout)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {
                 pool.submit(_fetch, url, videos / f"{i}.mp4", timeout, retries, backoff): i
@@ -390,12 +527,7 @@ def download_videos(
     failed = {item["id"] for item in report.failed}
     for row in remote:
         row["video"] = None if row["id"] in failed else str((videos / f"{row['id']}.mp4").resolve())
-    lines = [json.dumps(item) + "\n" for item in sorted(report.failed, key=lambda i: i["id"])]
-    (out_dir / "failed.jsonl").write_text("".join(lines), encoding="utf-8")
-    if report.failed:
-        logger.warning(
-            "%d video(s) failed to download; see %s", len(report.failed), out_dir / "failed.jsonl"
-        )
+    append_jsonl(out_dir / "failed.jsonl", sorted(report.failed, key=lambda i: i["id"]))
     return report
 
 
@@ -542,16 +674,32 @@ def prepare(
     download = None
     if any(row["video"] is None for row in loaded.rows):
         download = download_videos(loaded.rows, download_dir or out.parent)
+    lost = {item["id"]: item["reason"] for item in download.failed} if download else {}
     rows = []
     for row in loaded.rows:
-        if row["video"] is None:
-            skipped.append({"id": row["id"], "reason": "video download failed (see failed.jsonl)"})
-        elif not Path(row["video"]).is_file():
-            skipped.append({"id": row["id"], "reason": f"video file not found: {row['video']}"})
+        reason = lost.get(row["id"])
+        if reason is None and row["video"] and not Path(row["video"]).is_file():
+            reason = f"video file not found: {row['video']}"
+        if reason:
+            skipped.append({"id": row["id"], "video_url": row["video_url"], "reason": reason})
         else:
             rows.append(row)
     if not rows:
-        raise ValueError(f"{loaded.source}: no usable rows; reasons: {skipped[:5]}")
+        if not skipped:
+            raise ValueError(f"{loaded.source}: no usable rows: the source is empty")
+        out.mkdir(parents=True, exist_ok=True)
+        write_jsonl(out / "failed.jsonl", skipped)
+        raise ValueError(
+            f"{loaded.source}: no usable rows: {lost_rows(skipped, out / 'failed.jsonl')}"
+        )
+    if skipped:
+        logger.warning(
+            "%s: %d of %d rows left out: %s",
+            loaded.source,
+            len(skipped),
+            len(skipped) + len(rows),
+            lost_rows(skipped, out / "failed.jsonl"),
+        )
     final = _balance_labels(rows, seed).rows if balance_labels else rows
     # min_pixels is written too: qwen-vl-utils (cosmos-rl's reader) defaults it above 81920.
     settings = {"fps": fps, "max_pixels": max_pixels, "min_pixels": min_pixels}
@@ -573,6 +721,7 @@ def prepare(
         "rows_in": len(loaded.rows) + len(loaded.skipped),
         "rows_out": len(final),
         "skipped": skipped,
+        "failed": str(out / "failed.jsonl"),
         "balanced": balance_labels,
         "rationale": rationale,
         "seed": seed,
@@ -581,6 +730,7 @@ def prepare(
         "absent_labels": [label for label, count in before.items() if not count],
         "download": downloads,
     }
+    write_jsonl(out / "failed.jsonl", skipped)
     (out / "prepare_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return out
 

@@ -3,17 +3,16 @@ use and `prepare` from the hub. Faults (HTTP errors, timeouts, cut bodies) are t
 suite's (tests/reliability/test_rel_network.py)."""
 
 import json
-import socket
 from pathlib import Path
 
 import datasets
 import numpy as np
 import pytest
+from videophy2_rows import closed_port, dead_hosts, videophy2_rows, write_csv
 
 from recipe_utils.prompts import PROMPTS_DIR
 from recipe_utils.video import probe, write_clip
 from recipe_utils.videophy2 import (
-    HubUnreachable,
     download_videos,
     load_conversations,
     prepare,
@@ -73,17 +72,37 @@ def test_rerun_fetches_nothing_already_complete(server, tmp_path):
     assert all(Path(row["video"]).is_file() for row in rows)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def failures(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "failed.jsonl").read_text().splitlines()]
 
 
-def test_offline_fails_fast_with_a_way_out(tmp_path):
-    rows = [hub_row(f"http://127.0.0.1:{closed_port()}/a.mp4")]
-    with pytest.raises(HubUnreachable, match="cannot reach .*--source path/to/file.jsonl"):
-        download_videos(rows, tmp_path / "out", **FAST)
+def test_unreachable_host_fails_its_rows_at_once_with_the_reason(tmp_path):
+    rows = [hub_row(f"http://127.0.0.1:{closed_port()}/{name}.mp4") for name in ("a", "b")]
+    report = download_videos(rows, tmp_path / "out", **FAST)
+    assert sorted(item["id"] for item in report.failed) == sorted(row["id"] for row in rows)
+    assert all(
+        item["reason"].startswith("cannot reach http://127.0.0.1:") for item in report.failed
+    )
+    assert failures(tmp_path / "out") == sorted(report.failed, key=lambda item: item["id"])
+    assert [row["video"] for row in rows] == [None, None]
     assert final_files(tmp_path / "out") == []
+
+
+def test_one_unreachable_host_does_not_stop_the_others(server, tmp_path):
+    good = hub_row(server.add("/a.mp4", mp4_bytes(tmp_path), "ok"))
+    lost = hub_row(f"http://127.0.0.1:{closed_port()}/a.mp4")
+    report = download_videos([lost, good], tmp_path / "out", **FAST)
+    assert report.fetched == [good["id"]] and [f["id"] for f in report.failed] == [lost["id"]]
+    assert Path(good["video"]).is_file() and lost["video"] is None
+
+
+def test_failed_jsonl_keeps_the_entries_of_earlier_runs(server, tmp_path):
+    """Datasets built from one download folder each point at failed.jsonl: none may erase it."""
+    first = hub_row(server.add("/gone.mp4", b"", "404"))
+    second = hub_row(server.add("/missing.mp4", b"", "404"))
+    download_videos([first], tmp_path / "out", **FAST)
+    download_videos([second], tmp_path / "out", **FAST)
+    assert [item["id"] for item in failures(tmp_path / "out")] == [first["id"], second["id"]]
 
 
 def test_complete_downloads_are_usable_offline(tmp_path):
@@ -114,3 +133,27 @@ def test_prepare_from_the_hub_downloads_then_builds(server, tmp_path, monkeypatc
     assert report["skipped"][0]["id"] == url_key(urls[1])
     assert report["download"] == {"fetched": 1, "present": 0, "failed": 1}
     assert (tmp_path / "data/failed.jsonl").read_text().count("\n") == 1
+
+
+def test_prepare_with_every_host_unreachable_records_every_row(tmp_path):
+    source = write_csv(tmp_path / "test.csv", videophy2_rows(dead_hosts() * 2))
+    out = tmp_path / "data/test"
+    with pytest.raises(
+        ValueError, match=r"no usable rows: 2 x cannot reach .*; 2 x cannot reach .*--source"
+    ) as info:
+        prepare(source, None, out, PROMPTS_DIR / "video_reward.yaml")
+    assert "\n" not in str(info.value) and str(out / "failed.jsonl") in str(info.value)
+    records = failures(out)
+    assert sorted(r["id"] for r in records) == sorted(url_key(r["video_url"]) for r in records)
+    assert len(records) == 4 and all(r["reason"].startswith("cannot reach") for r in records)
+
+
+def test_prepare_keeps_the_rows_of_reachable_hosts(server, tmp_path):
+    good = server.add("/cogvideo/a.mp4", mp4_bytes(tmp_path), "ok")
+    rows = videophy2_rows([dead_hosts()[0], ""])
+    rows[1]["video_url"] = good
+    out = prepare(
+        write_csv(tmp_path / "t.csv", rows), None, tmp_path / "d", PROMPTS_DIR / "video_reward.yaml"
+    )
+    assert load_conversations(out)["id"] == [url_key(good)]
+    assert [r["id"] for r in failures(out)] == [url_key(rows[0]["video_url"])]

@@ -1,15 +1,29 @@
+import csv
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from videophy2_rows import closed_port
 
 from recipe_utils import scoring
+from recipe_utils.cli import main
+from recipe_utils.metrics import evaluate, read_predictions
+from recipe_utils.prompts import PROMPTS_DIR
+from recipe_utils.ranking import (
+    RANKING_COLUMNS,
+    rank_score,
+    ranked,
+    write_keep_lists,
+    write_ranking,
+)
 from recipe_utils.scoring import Sampling, TransformersScorer, VllmScorer
+from recipe_utils.video import write_clip
 from recipe_utils.videophy2 import load_rows
 
 VIDEO = {"fps": 4, "max_pixels": 112 * 112}
@@ -184,3 +198,148 @@ def test_html_report_shows_frames_answers_and_truth(scorer, synth, tmp_path):
     assert "gone.mp4: no such video file" in page
     for record in records:
         assert f"<td>{record['pc']}</td>" in page
+
+
+# ------------------------------------------------------------------ your own clips, no labels
+
+CLI_VIDEO = ["--fps", "4", "--total-pixels", str(4 * 112 * 112), "--max-tokens", "6", "--greedy"]
+
+
+def clip_folder(root: Path, names: list[str]) -> Path:
+    frames = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), np.uint8)
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        write_clip(root / name, frames, 4)
+    return root
+
+
+def test_score_a_folder_without_labels_ranks_and_filters(tiny_model, tmp_path):
+    """Generators reuse file names: both clips are scored, each once, under its own id."""
+    clips = clip_folder(tmp_path / "clips", ["cogvideo/0001.mp4", "hunyuan/0001.mp4"])
+    out = tmp_path / "scores"
+    args = ["score", "--model", str(tiny_model), "--source", str(clips), "--out", str(out)]
+    assert main([*args, *CLI_VIDEO, "--keep-above", "2.5"]) == 0
+    records = read_predictions(out / "predictions.jsonl")
+    assert sorted(Path(r["video"]).relative_to(clips).as_posix() for r in records) == [
+        "cogvideo/0001.mp4",
+        "hunyuan/0001.mp4",
+    ]
+    assert all(r["pc"] is None and "error" not in r for r in records)
+    with (out / "ranking.csv").open(newline="") as handle:
+        ranking = list(csv.DictReader(handle))
+    assert list(ranking[0]) == list(RANKING_COLUMNS)
+    assert [row["id"] for row in ranking] == [r["id"] for r in ranked(records)]
+    assert {row["clip"] for row in ranking} == {r["video"] for r in records}
+    kept = (out / "kept.txt").read_text().splitlines()
+    dropped = (out / "dropped.txt").read_text().splitlines()
+    assert sorted(kept + dropped) == sorted(r["video"] for r in records)
+    for record in records:
+        assert (record["video"] in kept) == ((rank_score(record) or 0) > 2.5)
+    metrics = evaluate(out / "predictions.jsonl", out / "metrics.json")
+    assert (metrics["n_rows"], metrics["n_unlabeled"], metrics["n"]) == (2, 2, 0)
+    assert "evaluate --labels" in metrics["notes"]["labels"]
+    assert "No human scores" in (out / "report.html").read_text()
+
+
+def test_rows_whose_download_failed_keep_their_line(tiny_model, tmp_path):
+    """`score` dropped them: predictions.jsonl was shorter and evaluate's counts smaller."""
+    clip_folder(tmp_path, ["videos/a.mp4"])
+    lost = f"http://127.0.0.1:{closed_port()}/b.mp4"
+    rows = [{"video_url": "videos/a.mp4", "pc": 3}, {"video_url": lost, "pc": 4}]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "scores"
+    predictions = scoring.score_split(
+        tiny_model,
+        tmp_path / "rows.jsonl",
+        None,
+        out,
+        PROMPTS_DIR / "video_reward.yaml",
+        VIDEO,
+        Sampling(max_tokens=6, greedy=True),
+        report=False,
+    )
+    records = read_predictions(predictions)
+    assert [r["video_url"] for r in records] == [lost, "videos/a.mp4"]
+    assert records[0]["error"].startswith("cannot reach") and "error" not in records[1]
+    metrics = evaluate(predictions, out / "metrics.json")
+    assert (metrics["n_rows"], metrics["n_failed"], metrics["n"]) == (2, 1, 1)
+    assert [item["video_url"] for item in read_predictions(out / "failed.jsonl")] == [lost]
+
+
+def test_evaluate_joins_labels_given_later(tmp_path, capsys):
+    records = [{"id": "a", "pc": None, "pred": 4}, {"id": "b", "pc": None, "pred": 2}]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    labels = [
+        {"id": "a", "video_url": "a.mp4", "sa": 3, "pc": 4},
+        {"id": "b", "video_url": "b.mp4", "sa": 3, "pc": 3},
+    ]
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in labels))
+    args = [
+        "evaluate",
+        "--predictions",
+        str(tmp_path / "p.jsonl"),
+        "--out",
+        str(tmp_path / "m.json"),
+    ]
+    assert main([*args, "--labels", str(tmp_path / "labels.jsonl")]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert (metrics["n"], metrics["accuracy"]) == (2, 0.5)
+    others = [dict(row, id=f"other_{row['id']}") for row in labels]
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in others))
+    assert main([*args, "--labels", str(tmp_path / "labels.jsonl")]) == 2
+    assert "no prediction's id is among the 2 labelled rows" in capsys.readouterr().err
+    unlabelled = [{k: v for k, v in row.items() if k != "pc"} for row in labels]
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in unlabelled))
+    assert main([*args, "--labels", str(tmp_path / "labels.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "column `pc` is not in the header; found: 'id', 'video_url', 'sa'" in err
+
+
+def test_ranking_puts_the_best_first_and_keeps_only_scores_above_the_bar(tmp_path):
+    records = [
+        {"id": "low", "video": "/v/low.mp4", "pred": 2, "expected": 2.2, "raw": ["<answer>2"]},
+        {"id": "failed", "video": "/v/x.mp4", "pred": None, "error": "not a readable video"},
+        {"id": "top", "video_url": "https://cdn.example/a,b;c'd+e.mp4", "pred": 5, "raw": ["5"]},
+        {"id": "unparsed", "video": "/v/u.mp4", "pred": None, "expected": None, "raw": ["hm"]},
+        {"id": "edge", "video": "/v/edge.mp4", "pred": 3, "expected": 3.0, "raw": ["3"]},
+        {"id": "mid", "video": "/v/mid.mp4", "pred": 3, "expected": 3.6, "raw": ["3"]},
+    ]
+    with write_ranking(records, tmp_path / "ranking.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["id"] for row in rows] == ["top", "mid", "edge", "low", "failed", "unparsed"]
+    assert rows[0]["clip"] == "https://cdn.example/a,b;c'd+e.mp4"  # the URL survives its commas
+    assert (rows[1]["score"], rows[1]["expected_score"], rows[1]["answer"]) == ("3", "3.6000", "3")
+    assert rows[4]["answer"] == "error: not a readable video" and rows[4]["score"] == ""
+    kept, dropped = write_keep_lists(records, tmp_path, above=3.0)
+    assert kept.read_text().splitlines() == ["https://cdn.example/a,b;c'd+e.mp4", "/v/mid.mp4"]
+    assert dropped.read_text().splitlines() == ["/v/edge.mp4", "/v/low.mp4", "/v/x.mp4", "/v/u.mp4"]
+
+
+def test_a_source_with_nothing_to_score_never_loads_the_model(tmp_path):
+    """A rerun does not write the failed rows twice; the missing model is never touched."""
+    port = closed_port()
+    urls = [f"http://127.0.0.1:{port}/{name}.mp4" for name in "ab"]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps({"video_url": u}) + "\n" for u in urls))
+    args = (tmp_path / "no_model", tmp_path / "rows.jsonl", None, tmp_path / "out")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="no video could be scored: 2 x cannot reach"):
+            scoring.score_split(*args, PROMPTS_DIR / "video_reward.yaml", VIDEO)
+    assert len(read_predictions(tmp_path / "out/predictions.jsonl")) == 2
+    assert (tmp_path / "out/predictions.jsonl").read_text().count("\n") == 2
+    assert (tmp_path / "out/failed.jsonl").read_text().count("\n") == 2
+
+
+def test_a_rerun_retries_the_rows_that_failed(tiny_model, server, tmp_path):
+    clip = clip_folder(tmp_path, ["clip.mp4"]) / "clip.mp4"
+    url = server.add("/cogvideo/clip.mp4", clip.read_bytes(), "404", "ok")
+    (tmp_path / "rows.jsonl").write_text(json.dumps({"video_url": url}) + "\n")
+    args = (tiny_model, tmp_path / "rows.jsonl", None, tmp_path / "out")
+    settings = (PROMPTS_DIR / "video_reward.yaml", VIDEO, Sampling(max_tokens=6, greedy=True))
+    with pytest.raises(ValueError, match="HTTP 404"):
+        scoring.score_split(*args, *settings, report=False)
+    predictions = scoring.score_split(*args, *settings, report=False)
+    [record] = read_predictions(predictions)
+    assert "error" not in record and record["video_url"] == url
+    assert predictions.read_text().count("\n") == 1
+    assert (tmp_path / "out/failed.jsonl").read_text() == ""

@@ -8,13 +8,16 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from videophy2_rows import CAPTIONS, COLUMNS, GENERATORS, NAME, csv_text, videophy2_rows, write_csv
 
 from recipe_utils.answers import follows_format, parse_answer
+from recipe_utils.cli import main
 from recipe_utils.prompts import PROMPTS_DIR, load_prompt
 from recipe_utils.video import write_clip
 from recipe_utils.videophy2 import (
     NO_VIOLATION,
     RULE_FIELDS,
+    SAFE_ID,
     HubUnreachable,
     RowError,
     answer_text,
@@ -147,7 +150,8 @@ def test_local_video_is_absolute_and_relative_to_the_split_file(tmp_path, monkey
 def test_ids_are_kept_or_derived_from_the_video(tmp_path):
     url = "https://example.org/clips/0042.mp4"
     assert normalize_row(raw_row(3), tmp_path)["id"] == "train_0003"
-    assert normalize_row(raw_row(3, id=None), tmp_path)["id"] == "train_0003"
+    derived = normalize_row(raw_row(3, id=None), tmp_path)["id"]
+    assert derived.startswith("train_0003-")
     assert normalize_row(raw_row(3, id=None, video_url=url), tmp_path)["id"] == url_key(url)
     assert url_key(url) == hashlib.sha1(url.encode()).hexdigest()[:16]
 
@@ -236,6 +240,19 @@ def test_unreachable_hub_says_how_to_use_local_files(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(HubUnreachable, match="--source path/to/file.jsonl"):
         load_rows("videophysics/videophy2_test", "test")
+
+
+def test_unreachable_hub_ends_the_command_in_one_line(monkeypatch, tmp_path, capsys):
+    """It was an 86-line traceback: HubUnreachable was an error the command line did not catch."""
+
+    def offline(name, split):
+        raise ConnectionError("Couldn't reach 'videophysics/videophy2_test' on the Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    args = ["--source", "videophysics/videophy2_test", "--split", "test", "--out", str(tmp_path)]
+    assert main(["prepare", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not load hub dataset") and err.count("\n") == 1
 
 
 def test_bad_sources_fail_clearly(bench, tmp_path):
@@ -408,8 +425,11 @@ def test_prepare_limit_and_missing_videos(bench, tmp_path):
     out = prepare(bench, "train", tmp_path / "small", PROMPT, limit=4)
     assert load_conversations(out)["id"] == ["train_0000", "train_0002", "train_0003"]
     report = json.loads((out / "prepare_report.json").read_text())
-    assert {"id": "train_0001", "reason": report["skipped"][-1]["reason"]} == report["skipped"][-1]
+    lost = {"id": "train_0001", "video_url": "videos/train_0001.mp4"}
+    assert report["skipped"][-1] == lost | {"reason": report["skipped"][-1]["reason"]}
     assert "video file not found" in report["skipped"][-1]["reason"]
+    failed = [json.loads(line) for line in (out / "failed.jsonl").read_text().splitlines()]
+    assert failed == report["skipped"]  # the dataset's own record of every row it lacks
 
 
 def test_load_conversations_names_the_bad_path(tmp_path):
@@ -424,3 +444,131 @@ def test_rule_columns_round_trip_as_lists(bench, tmp_path):
     dataset = load_conversations(prepare(bench, "train", tmp_path / "d", PROMPT))
     for name in RULE_FIELDS:
         assert all(isinstance(value, list) for value in dataset[name])
+
+
+# ------------------------------------------------------------------ VideoPhy-2 rows as published
+
+
+def test_published_csv_parses_every_field(tmp_path):
+    path = write_csv(tmp_path / "test.csv", videophy2_rows(["", "", ""]))
+    assert b"\r\n" in path.read_bytes()
+    rows = load_rows(path).rows
+    assert [row["caption"] for row in rows] == CAPTIONS
+    assert [row["video_url"] for row in rows] == [f"{g}/{NAME}" for g in GENERATORS]
+    assert {row["metadata_rules"] for row in rows} == {"{}"}
+    assert [row["human_violated_rules"] for row in rows] == [
+        ["The ball floats."],
+        [],
+        ["The ball floats."],
+    ]
+    assert [(row["pc"], row["sa"], row["is_hard"]) for row in rows] == [
+        (1, 3, 0),
+        (2, 4, 1),
+        (3, 5, 0),
+    ]
+
+
+def test_same_file_name_in_two_generator_folders_gives_two_stable_ids(tmp_path):
+    """VideoPhy-2 reuses file names across generators: the stem alone made the second a duplicate."""
+    path = write_csv(tmp_path / "test.csv", videophy2_rows(["", ""]))
+    first, again = load_rows(path), load_rows(path)
+    assert first.skipped == [] and len(first) == 2
+    ids = [row["id"] for row in first.rows]
+    assert len(set(ids)) == 2 and ids == [row["id"] for row in again.rows]
+    assert all(SAFE_ID.match(row_id) for row_id in ids)  # ids name files
+
+
+def test_bom_prefixed_copy_loads_the_same_rows(tmp_path):
+    original = write_csv(tmp_path / "test.csv", videophy2_rows(["", "", ""]))
+    copy = tmp_path / "test_bom.csv"
+    copy.write_bytes(b"\xef\xbb\xbf" + original.read_bytes())
+    assert load_rows(copy).rows == load_rows(original).rows
+    assert load_rows(copy).rows[0]["caption"] == CAPTIONS[0]  # the first column is not lost
+
+
+def test_file_in_another_encoding_is_named(tmp_path):
+    path = tmp_path / "latin1.csv"
+    rows = [dict(row, caption="Un glaçon fond.") for row in videophy2_rows([""])]
+    path.write_bytes(csv_text(rows).encode("cp1252"))
+    with pytest.raises(ValueError, match=rf"{path}: not UTF-8 text .* save it as UTF-8"):
+        load_rows(path)
+
+
+def test_absent_column_is_reported_once_with_the_columns_found(tmp_path):
+    columns = [name for name in COLUMNS if name != "pc"]
+    path = write_csv(tmp_path / "test.csv", videophy2_rows(["", ""]), columns)
+    message = r"column `pc` is not in the header; found: 'caption', 'video_url', 'sa', 'joint'"
+    with pytest.raises(ValueError, match=message):
+        load_rows(path)
+    with pytest.raises(ValueError, match=message):
+        prepare(path, None, tmp_path / "out", PROMPT)
+    assert [row["pc"] for row in load_rows(path, labels=False).rows] == [None, None]
+
+
+def test_misspelt_column_in_jsonl_is_reported_once(tmp_path):
+    write_jsonl(tmp_path / "rows.jsonl", [{"video_url": "a.mp4", "PC": 3, "sa": 3}] * 2)
+    with pytest.raises(
+        ValueError, match=r"column `pc` is not in the header; found: 'video_url', 'PC'"
+    ):
+        load_rows(tmp_path / "rows.jsonl")
+
+
+@pytest.mark.parametrize("source", ["derived/records.json", "derived/notes.txt"])
+def test_relative_file_paths_are_not_hub_ids(tmp_path, monkeypatch, source):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("asked the hub"))
+    (tmp_path / "derived").mkdir()
+    (tmp_path / source).write_text("[]")
+    with pytest.raises(ValueError, match="neither a folder"):
+        load_rows(source, "test")
+
+
+def test_upper_case_suffix_is_a_local_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("asked the hub"))
+    (tmp_path / "data").mkdir()
+    write_csv(tmp_path / "data/upper.CSV", videophy2_rows([""]))
+    assert len(load_rows("data/upper.CSV")) == 1
+
+
+def test_optional_fields_never_drop_a_row(tmp_path):
+    rows = [
+        raw_row(0, human_violated_rules="nan", joint=True, is_hard=False),
+        raw_row(1, human_violated_rules="None", joint=False, is_hard=True),
+        raw_row(2, joint="True", is_hard="nan", physics_rules_unfollowed="nan"),
+    ]
+    write_jsonl(tmp_path / "rows.jsonl", rows)
+    datasets.Dataset.from_list(rows[:2]).to_parquet(tmp_path / "rows.parquet")
+    loaded = load_rows(tmp_path / "rows.jsonl")
+    assert loaded.skipped == []
+    assert [(r["joint"], r["is_hard"]) for r in loaded.rows] == [(1, 0), (0, 1), (1, 0)]
+    assert [r["human_violated_rules"] for r in loaded.rows] == [[], [], []]
+    assert load_rows(tmp_path / "rows.parquet").rows == loaded.rows[:2]
+
+
+def test_rows_without_labels_load_when_labels_are_optional(tmp_path):
+    write_jsonl(
+        tmp_path / "clips.jsonl",
+        [{"video_url": "a.mp4"}, {"video_url": "b.mp4", "pc": 4}, {"video_url": "c.mp4", "pc": 9}],
+    )
+    loaded = load_rows(tmp_path / "clips.jsonl", labels=False)
+    assert [(row["pc"], row["joint"]) for row in loaded.rows] == [(None, None), (4, None)]
+    assert loaded.skipped == [(2, "`pc`=9 is outside 1..5")]  # a bad label is still bad
+
+
+def test_folder_of_videos_is_a_source_searched_recursively(tmp_path):
+    frames = np.zeros((2, 16, 16, 3), np.uint8)
+    for name in ("cogvideo/0001.mp4", "hunyuan/0001.mp4", "deep/er/clip.MP4"):
+        (tmp_path / "clips" / name).parent.mkdir(parents=True, exist_ok=True)
+        write_clip(tmp_path / "clips" / name, frames, 4)
+    (tmp_path / "clips/notes.txt").write_text("not a video")
+    loaded = load_rows(tmp_path / "clips", labels=False)
+    assert sorted(row["video_url"] for row in loaded.rows) == [
+        "cogvideo/0001.mp4",
+        "deep/er/clip.MP4",
+        "hunyuan/0001.mp4",
+    ]
+    assert len({row["id"] for row in loaded.rows}) == 3
+    assert all(Path(row["video"]).is_file() and row["pc"] is None for row in loaded.rows)
+    with pytest.raises(ValueError, match="folder of videos, which has no human scores"):
+        prepare(tmp_path / "clips", None, tmp_path / "out", PROMPT)
