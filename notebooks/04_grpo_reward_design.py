@@ -45,10 +45,11 @@ from recipe_utils.train import GRPOSettings, group_advantages, read_log
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
 RUN_DIR: str = ""  # where this run writes; empty: the profile's run_dir
+OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or that as JSON)
 UNBALANCED_STEPS: int = 20  # a short extra run on unbalanced labels, to compare; 0 skips it
 
 # %%
-config = load_config(PROFILE)
+config = load_config(PROFILE, OVERRIDES)
 run = run_dir(config, RUN_DIR or None)
 out = run / "04_grpo"
 out.mkdir(exist_ok=True)

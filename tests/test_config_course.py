@@ -48,7 +48,7 @@ def test_full_and_smoke_profiles_have_the_same_settings():
 
 def write_notebook(path: Path, source: str) -> Path:
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('PROFILE = "smoke"\nRUN_DIR = ""\nWHO = "world"')
+    params = nbformat.v4.new_code_cell('PROFILE = "smoke"\nRUN_DIR = ""\nOVERRIDES = {}\nWHO = "world"')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(source)]
     nb.metadata["kernelspec"] = {
