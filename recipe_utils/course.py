@@ -170,14 +170,14 @@ def run_grid(
         raise ConfigError(f"{both} given both as a fixed setting and in the grid")
     parent = repo_path(out or f"{load_config(profile, overrides)['run_dir']}-grid")
     notebooks = find_notebooks(only, folder)
-    runs = {
-        run_dir(load_config(profile, overrides | combination), parent / name): combination
-        for name, combination in grid_combinations(grid).items()
-    }
-    for target, combination in runs.items():
+    runs = {name: overrides | c for name, c in grid_combinations(grid).items()}
+    configs = {name: load_config(profile, settings) for name, settings in runs.items()}
+    # made only once every combination is valid; a folder holding other settings stops here
+    folders = [run_dir(configs[name], parent / name) for name in runs]
+    for target, settings in zip(folders, runs.values()):
         if {nb.stem for nb in notebooks} <= set(finished_notebooks(target)):
             print(f"{target.name}: finished earlier, not run again", flush=True)
             continue
         print(f"== {target.name}", flush=True)
-        run_course(profile, only, target, folder, cell_timeout, overrides | combination)
-    return list(runs)
+        run_course(profile, only, target, folder, cell_timeout, settings)
+    return folders
