@@ -566,10 +566,14 @@ def runs_vs_step(
                     color=color,
                     linestyle=REFERENCE_LINESTYLE,
                     linewidth=0.8,
-                    label=f"{name} zero-shot ({level:.3f})",
+                    label=f"{name} zero-shot",
                 )
         ax.set_title(f"{METRIC_LABELS[metric]} over training checkpoints")
         ax.set_xlabel("training step")
         ax.set_ylabel(METRIC_LABELS[metric])
-    np.atleast_1d(axes)[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    legend = {}  # one entry per line name, whichever panel drew it
+    for ax in fig.axes:
+        handles, labels = ax.get_legend_handles_labels()
+        legend.update(zip(labels, handles))
+    fig.legend(legend.values(), legend.keys(), fontsize=7, loc="outside right center")
     return fig
