@@ -77,9 +77,8 @@ def merge(base: dict, overrides: dict, where: str = "") -> dict:
     for key, value in overrides.items():
         name = f"{where}{key}"
         if key not in merged:
-            asked = next(iter(flat(value, f"{name}.")), name) if isinstance(value, dict) else name
             known = ", ".join(f"{where}{k}" for k in sorted(merged))
-            raise ConfigError(f"unknown setting {asked!r}; known settings here: {known}")
+            raise ConfigError(f"unknown setting {name!r}; known here: {known}")
         if isinstance(merged[key], dict) != isinstance(value, dict) and merged[key] is not None:
             kind = "a section" if isinstance(merged[key], dict) else "a single value"
             raise ConfigError(f"setting {name!r} is {kind}; got {value!r}")

@@ -50,7 +50,9 @@ def find_notebooks(only: list[str] | None = None, folder: Path = NOTEBOOK_DIR) -
 def notebook_parameters(
     config: dict, profile: str, notebook: Path, out: Path, overrides: dict | None = None
 ) -> dict[str, Any]:
-    params = {"PROFILE": profile, "RUN_DIR": str(out), "OVERRIDES": dict(overrides or {})}
+    params: dict[str, Any] = {"PROFILE": profile, "RUN_DIR": str(out)}
+    if overrides:  # only then: a notebook without OVERRIDES could not honour them
+        params["OVERRIDES"] = dict(overrides)
     params.update((config.get("notebooks") or {}).get(notebook.stem, {}))
     return params
 
