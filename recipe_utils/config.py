@@ -90,17 +90,17 @@ def merge(base: dict, overrides: dict, where: str = "") -> dict:
     return merged
 
 
+KINDS = ((bool, "a flag"), ((int, float), "a number"), (str, "text"), (list, "a list"))
+
+
+def kind(value: Any) -> str:
+    return next((label for types, label in KINDS if isinstance(value, types)), type(value).__name__)
+
+
 def check_type(name: str, old: Any, new: Any) -> None:
     """A number stays a number and a flag a flag, so a typo fails here, not hours into a run."""
-    if old is None or new is None:
-        return
-    number = (int, float)
-    if isinstance(old, bool) != isinstance(new, bool) or (
-        isinstance(old, number) and not isinstance(new, number)
-    ):
-        raise ConfigError(
-            f"setting {name!r} is {old!r} in the profile; got {new!r} of another type"
-        )
+    if old is not None and new is not None and kind(old) != kind(new):
+        raise ConfigError(f"setting {name!r} is {kind(old)} ({old!r} in the profile); got {new!r}")
 
 
 def load_config(

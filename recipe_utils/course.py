@@ -104,11 +104,14 @@ def run_course(
     import papermill
 
     config = load_config(profile, overrides)
-    notebooks = find_notebooks(only, folder)
-    target = run_dir(config, out)
-    plan = [(nb, notebook_parameters(config, profile, nb, target, overrides)) for nb in notebooks]
+    target = repo_path(out or config["run_dir"])
+    plan = [
+        (nb, notebook_parameters(config, profile, nb, target, overrides))
+        for nb in find_notebooks(only, folder)
+    ]
     for notebook, params in plan:
         check_parameters(notebook, params)
+    run_dir(config, target)  # made, and its settings recorded, once everything checked out
     os.environ.setdefault("TQDM_DISABLE", "1")
     executed = []
     for notebook, params in plan:
