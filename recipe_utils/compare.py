@@ -16,7 +16,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from . import plots
-from .config import flat, read_settings
+from .config import SETTINGS_FILE, flat, read_settings
 from .summary import COLUMNS, SYSTEMS, collect
 
 CURVE_METRICS = ("accuracy", "pearson")
@@ -29,13 +29,13 @@ class Run:
     checkpoint sweeps of the stages it trained."""
 
     name: str
-    folder: Path
     settings: dict
     systems: dict[str, dict]
     sweeps: dict[str, list[dict]]
 
 
 def load_run(folder: str | Path, name: str | None = None) -> Run:
+    """Read a run folder; a run that stopped before training compares on what it scored."""
     folder = Path(folder)
     settings = read_settings(folder)
     if settings is None:
@@ -45,7 +45,8 @@ def load_run(folder: str | Path, name: str | None = None) -> Run:
         for kind in ("sft", "grpo")
         if (path := folder / kind / "sweep" / "sweep.json").exists()
     }
-    return Run(name or folder.name, folder, flat(settings), collect(folder, True), sweeps)
+    systems = collect(folder, finished_only=True)
+    return Run(name or folder.name, flat(settings), systems, sweeps)
 
 
 def find_runs(parent: Path) -> list[Path]:
@@ -53,7 +54,7 @@ def find_runs(parent: Path) -> list[Path]:
     return sorted(
         folder
         for folder in parent.iterdir()
-        if (folder / "settings.yaml").exists() and (folder / "zero_shot" / "metrics.json").exists()
+        if (folder / SETTINGS_FILE).exists() and (folder / "zero_shot" / "metrics.json").exists()
     )
 
 
@@ -118,7 +119,7 @@ def spread_rows(runs: list[Run], metrics: list[str]) -> list[dict]:
     return rows
 
 
-def text(value) -> str:
+def format_cell(value: object) -> str:
     """A table cell: numbers to 3 decimals, a spread as `mean ± sd (min–max)`."""
     if value is None:
         return "–"
@@ -138,7 +139,7 @@ def markdown(rows: list[dict]) -> str:
         for column in columns:
             interval = row.get(f"{column}_ci")
             extra = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
-            cells.append(text(row[column]) + extra)
+            cells.append(format_cell(row[column]) + extra)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -174,13 +175,13 @@ def comparison(
         "No runs differ only in `seed`: run a grid over seeds (`--grid seed=0,1,2`) to see how "
         "much of a difference is noise."
     )
-    text = (
+    page = (
         f"## {len(runs)} runs compared\n\n"
         "Metrics on each run's evaluation split, with 95% bootstrap intervals where computed; "
         f"the settings columns are those that differ between the runs.\n\n{markdown(table)}\n\n"
         f"## Spread across seeds\n\n{spread_text}\n"
     )
-    return text, {"runs": table, "spread": spreads}, curves_figure(runs)
+    return page, {"runs": table, "spread": spreads}, curves_figure(runs)
 
 
 def compare_runs(
