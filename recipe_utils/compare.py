@@ -49,13 +49,17 @@ def load_run(folder: str | Path, name: str | None = None) -> Run:
     return Run(name or folder.name, flat(settings), systems, sweeps)
 
 
+def has_results(folder: Path) -> bool:
+    """A run folder that scored something: recorded settings and zero-shot metrics."""
+    try:
+        return (folder / SETTINGS_FILE).is_file() and (folder / "zero_shot/metrics.json").is_file()
+    except PermissionError:  # a neighbour we may not read (e.g. in /tmp) is no run of ours
+        return False
+
+
 def find_runs(parent: Path) -> list[Path]:
-    """Run folders directly under `parent` that have results (settings and zero-shot metrics)."""
-    return sorted(
-        folder
-        for folder in parent.iterdir()
-        if (folder / SETTINGS_FILE).exists() and (folder / "zero_shot" / "metrics.json").exists()
-    )
+    """The run folders with results directly under `parent`."""
+    return sorted(folder for folder in parent.iterdir() if has_results(folder))
 
 
 def varying(runs: list[Run]) -> list[str]:
