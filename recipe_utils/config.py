@@ -115,6 +115,12 @@ def load_config(
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a profile must be a mapping of sections")
+    return apply_overrides(config, overrides)
+
+
+def apply_overrides(config: dict, overrides: dict | str | None) -> dict[str, Any]:
+    """A copy of `config` with overrides applied, each checked against it: a notebook derives a
+    variant of its run this way and keeps the settings the run was given."""
     nested: dict = {}
     for key, value in parse_overrides(overrides).items():
         *parents, leaf = key.split(".")

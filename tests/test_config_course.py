@@ -9,7 +9,14 @@ import tomllib
 import yaml
 
 from recipe_utils import cli, course
-from recipe_utils.config import REPO_ROOT, ConfigError, load_config, read_settings, run_dir
+from recipe_utils.config import (
+    REPO_ROOT,
+    ConfigError,
+    apply_overrides,
+    load_config,
+    read_settings,
+    run_dir,
+)
 
 
 def test_profiles_load_and_overrides_apply():
@@ -37,6 +44,13 @@ def test_an_unknown_key_is_named_with_the_known_ones_at_its_level():
         load_config("smoke", {"no.such.key": 1})
     with pytest.raises(ConfigError, match=r"'sft\.stpes'; known here: .*sft\.steps"):
         load_config("smoke", {"sft.stpes": 1})
+
+
+def test_a_variant_of_a_run_keeps_the_settings_the_run_was_given():
+    config = load_config("smoke", {"seed": 3, "grpo.lr": 1e-4})
+    variant = apply_overrides(config, {"grpo.steps": 5})
+    assert (variant["seed"], variant["grpo"]["lr"], variant["grpo"]["steps"]) == (3, 1e-4, 5)
+    assert config["grpo"]["steps"] == load_config("smoke")["grpo"]["steps"]  # not changed
 
 
 def test_a_value_of_the_wrong_type_is_refused():
