@@ -36,7 +36,7 @@ import json
 import torch
 
 from recipe_utils import plots
-from recipe_utils.config import apply_overrides, load_config, run_dir
+from recipe_utils.config import load_config, run_dir, with_overrides
 from recipe_utils.metrics import PUBLISHED, read_predictions
 from recipe_utils.pipeline import dataset_stage, sweep_stage, train_stage
 from recipe_utils.rewards import accuracy_reward, format_reward
@@ -140,7 +140,7 @@ plots.save_figure(fig, out / "reward_curves.png")
 # %%
 histograms = {"balanced": log[-1]["prediction_histogram"]}
 if UNBALANCED_STEPS:
-    unbalanced = apply_overrides(
+    unbalanced = with_overrides(
         config,
         {
             "grpo.balance_labels": False,

@@ -115,10 +115,10 @@ def load_config(
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a profile must be a mapping of sections")
-    return apply_overrides(config, overrides)
+    return with_overrides(config, overrides)
 
 
-def apply_overrides(config: dict, overrides: dict | str | None) -> dict[str, Any]:
+def with_overrides(config: dict, overrides: dict | str | None) -> dict[str, Any]:
     """A copy of `config` with overrides applied, each checked against it: a notebook derives a
     variant of its run this way and keeps the settings the run was given."""
     nested: dict = {}

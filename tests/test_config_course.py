@@ -12,10 +12,10 @@ from recipe_utils import cli, course
 from recipe_utils.config import (
     REPO_ROOT,
     ConfigError,
-    apply_overrides,
     load_config,
     read_settings,
     run_dir,
+    with_overrides,
 )
 
 
@@ -48,7 +48,7 @@ def test_an_unknown_key_is_named_with_the_known_ones_at_its_level():
 
 def test_a_variant_of_a_run_keeps_the_settings_the_run_was_given():
     config = load_config("smoke", {"seed": 3, "grpo.lr": 1e-4})
-    variant = apply_overrides(config, {"grpo.steps": 5})
+    variant = with_overrides(config, {"grpo.steps": 5})
     assert (variant["seed"], variant["grpo"]["lr"], variant["grpo"]["steps"]) == (3, 1e-4, 5)
     assert config["grpo"]["steps"] == load_config("smoke")["grpo"]["steps"]  # not changed
 
