@@ -45,11 +45,12 @@ from recipe_utils.videophy2 import balance_labels, download_videos, label_counts
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, synthetic clips) or full (8 GPUs, VideoPhy-2)
 RUN_DIR: str = ""  # where this run writes; empty: the profile's run_dir
+OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or that as JSON)
 INTERACTIVE: bool = True  # False when run headless: a static frame grid replaces the player
 N_EXAMPLES: int = 3  # clips shown per group in the frame grid
 
 # %%
-config = load_config(PROFILE)
+config = load_config(PROFILE, OVERRIDES)
 run = run_dir(config, RUN_DIR or None)
 out = run / "01_dataset_tour"
 out.mkdir(parents=True, exist_ok=True)

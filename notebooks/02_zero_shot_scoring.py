@@ -43,10 +43,11 @@ from recipe_utils.videophy2 import label_counts
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, Cosmos-Reason1-7B)
 RUN_DIR: str = ""  # where this run writes; empty: the profile's run_dir
+OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or that as JSON)
 N_EXAMPLES: int = 4  # example answers printed
 
 # %%
-config = load_config(PROFILE)
+config = load_config(PROFILE, OVERRIDES)
 run = run_dir(config, RUN_DIR or None)
 prompt = load_prompt(repo_path(config["scoring"]["prompt"]))
 print(prompt.system)

@@ -53,10 +53,11 @@ from recipe_utils.videophy2 import load_conversations
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
 RUN_DIR: str = ""  # where this run writes; empty: the profile's run_dir
+OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or that as JSON)
 N_EXAMPLES: int = 5  # before/after examples shown, one per human score
 
 # %%
-config = load_config(PROFILE)
+config = load_config(PROFILE, OVERRIDES)
 run = run_dir(config, RUN_DIR or None)
 out = run / "03_sft"
 out.mkdir(exist_ok=True)

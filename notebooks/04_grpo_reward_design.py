@@ -36,7 +36,7 @@ import json
 import torch
 
 from recipe_utils import plots
-from recipe_utils.config import load_config, run_dir
+from recipe_utils.config import load_config, run_dir, with_overrides
 from recipe_utils.metrics import PUBLISHED, read_predictions
 from recipe_utils.pipeline import dataset_stage, sweep_stage, train_stage
 from recipe_utils.rewards import accuracy_reward, format_reward
@@ -45,10 +45,11 @@ from recipe_utils.train import GRPOSettings, group_advantages, read_log
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
 RUN_DIR: str = ""  # where this run writes; empty: the profile's run_dir
+OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or that as JSON)
 UNBALANCED_STEPS: int = 20  # a short extra run on unbalanced labels, to compare; 0 skips it
 
 # %%
-config = load_config(PROFILE)
+config = load_config(PROFILE, OVERRIDES)
 run = run_dir(config, RUN_DIR or None)
 out = run / "04_grpo"
 out.mkdir(exist_ok=True)
@@ -139,8 +140,8 @@ plots.save_figure(fig, out / "reward_curves.png")
 # %%
 histograms = {"balanced": log[-1]["prediction_histogram"]}
 if UNBALANCED_STEPS:
-    unbalanced = load_config(
-        PROFILE,
+    unbalanced = with_overrides(
+        config,
         {
             "grpo.balance_labels": False,
             "grpo.steps": UNBALANCED_STEPS,

@@ -43,10 +43,11 @@ from recipe_utils.videophy2 import label_counts
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # the profile whose run folder is read
 RUN_DIR: str = ""  # where the earlier notebooks wrote; empty: the profile's run_dir
+OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or that as JSON)
 N_DISAGREEMENTS: int = 3  # videos shown where the models disagree most
 
 # %%
-config = load_config(PROFILE)
+config = load_config(PROFILE, OVERRIDES)
 run = run_dir(config, RUN_DIR or None)
 out = run / "05_results"
 out.mkdir(exist_ok=True)
@@ -77,6 +78,27 @@ for metric in ("accuracy", "pearson"):
         sweeps, metric, {"zero-shot (this run)": systems["zero_shot"][metric]}
     )
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
+
+# %% [markdown]
+# ## Compare runs
+# One run's numbers move with its seed, which draws the clips, the start weights and the
+# training order. When other runs sit next to this one (the folders of
+# `python -m recipe_utils course --grid seed=0,1,2`), this section puts them in one table with
+# intervals, shows the spread across seeds and draws every run's curves on one figure: a
+# difference between two settings means something only when it is larger than that spread.
+
+# %%
+from IPython.display import Markdown, display
+
+from recipe_utils.compare import comparison, find_runs
+
+neighbours = find_runs(run.parent)
+if len(neighbours) > 1:
+    text, _, fig = comparison(neighbours)
+    plots.save_figure(fig, out / "compare_runs.png")
+    display(Markdown(text))
+else:
+    print(f"no other run with results next to this one in {run.parent}: nothing to compare")
 
 # %% [markdown]
 # ## Where the answers go

@@ -24,14 +24,27 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 
 def cmd_course(args: argparse.Namespace) -> None:
-    from .course import run_course
+    from .course import run_course, run_grid
 
-    executed = run_course(args.profile, only=args.only, out=args.out)
+    overrides = dict(args.set or [])
+    if args.grid:
+        runs = run_grid(args.profile, dict(args.grid), overrides, only=args.only, out=args.out)
+        print(f"\n{len(runs)} runs in {runs[0].parent}; compare them with")
+        print(f"python -m recipe_utils compare {' '.join(str(r) for r in runs)} --out DIR")
+        return
+    executed = run_course(args.profile, only=args.only, out=args.out, overrides=overrides)
     folder = executed[-1].parent
     print(f"\nexecuted notebooks: {folder}")
     for name in ("summary.md", "metrics"):
         if (folder / name).exists():
             print(f"{name}: {folder / name}")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .compare import compare_runs
+
+    for path in compare_runs(args.runs, args.out, metrics=args.metrics):
+        print(f"written: {path}")
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -115,12 +128,23 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def setting(text: str) -> tuple[str, object]:
     """`key=value` with a YAML value: `sft.steps=50`, `grpo.kl_beta=0.1`."""
-    import yaml
+    from .config import ConfigError, parse_value
 
     key, sep, value = text.partition("=")
-    if not sep:
+    if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, yaml.safe_load(value)
+    try:
+        return key, parse_value(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def grid_setting(text: str) -> tuple[str, list]:
+    """`key=v1,v2,...`: the values one setting takes across a grid (YAML, as in --set)."""
+    key, sep, values = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=V1,V2,..., got {text!r}")
+    return setting(f"{key}=[{values}]")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,8 +247,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("course", help="run the notebooks headless with papermill")
     p.add_argument("--profile", default="smoke", help="smoke, full, or a path to a profile YAML")
     p.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (e.g. 01 03)")
-    p.add_argument("--out", help="run folder (default: the profile's run_dir)")
+    p.add_argument(
+        "--out", help="run folder (default: the profile's run_dir); with --grid, their parent"
+    )
+    p.add_argument(
+        "--set",
+        type=setting,
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a profile setting in every notebook, e.g. sft.lr=1e-4 (repeatable)",
+    )
+    p.add_argument(
+        "--grid",
+        type=grid_setting,
+        action="append",
+        metavar="KEY=V1,V2",
+        help="run one course per combination of values, each in its own folder under --out "
+        "(default: the profile's run_dir + '-grid'); finished runs are not redone (repeatable)",
+    )
     p.set_defaults(func=cmd_course)
+
+    p = sub.add_parser("compare", help="put runs side by side: table, seed spread, curves")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders written by `course`")
+    p.add_argument("--out", required=True, help="folder for compare.md, compare.json, curves.png")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="METRIC",
+        help="metrics in the tables (default: accuracy pearson spearman mae); accuracy and "
+        "pearson come with their bootstrap intervals",
+    )
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

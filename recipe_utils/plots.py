@@ -530,3 +530,50 @@ def dense_reward(reward_fn: Callable[[str, str], float]) -> Figure:
     ax.set_ylabel("reward")
     ax.legend()
     return fig
+
+
+def runs_vs_step(
+    curves: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
+    zero_shot: Mapping[str, Mapping[str, Any]],
+    metrics: Sequence[str] = ("accuracy", "pearson"),
+) -> Figure:
+    """Several runs over checkpoints on one figure, one panel per metric.
+
+    Each run keeps one colour: SFT solid, GRPO dotted, and its zero-shot level a thin dashed
+    line, so a run that only scored zero-shot still shows where it stands.
+    """
+    styles = {"SFT": "-", "GRPO": ":"}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), layout="constrained")
+    names = list(dict.fromkeys([*zero_shot, *curves]))
+    for ax, metric in zip(np.atleast_1d(axes), metrics):
+        for index, name in enumerate(names):
+            color = run_color(index)
+            for stage, points in curves.get(name, {}).items():
+                steps, values = _series(points, metric)
+                ax.plot(
+                    steps,
+                    values,
+                    styles.get(stage, "-"),
+                    marker="o",
+                    ms=3,
+                    color=color,
+                    label=f"{name} {stage}",
+                )
+            level = zero_shot.get(name, {}).get(metric)
+            if level is not None:
+                ax.axhline(
+                    level,
+                    color=color,
+                    linestyle=REFERENCE_LINESTYLE,
+                    linewidth=0.8,
+                    label=f"{name} zero-shot",
+                )
+        ax.set_title(f"{METRIC_LABELS[metric]} over training checkpoints")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(METRIC_LABELS[metric])
+    legend = {}  # one entry per line name, whichever panel drew it
+    for ax in fig.axes:
+        handles, labels = ax.get_legend_handles_labels()
+        legend.update(zip(labels, handles))
+    fig.legend(legend.values(), legend.keys(), fontsize=7, loc="outside right center")
+    return fig

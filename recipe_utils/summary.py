@@ -21,19 +21,22 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def prediction_dirs(run: Path) -> dict[str, Path]:
-    """Folder of the predictions behind each system: zero-shot and each stage's best step."""
+def prediction_dirs(run: Path, finished_only: bool = False) -> dict[str, Path]:
+    """Folder of the predictions behind each system: zero-shot and each stage's best step;
+    `finished_only` leaves out the stages not run yet instead of stopping at them."""
     dirs = {"zero_shot": run / "zero_shot"}
     for kind, notebook in (("sft", "03_sft"), ("grpo", "04_grpo")):
+        if finished_only and not (run / notebook / "metrics.json").exists():
+            continue
         step = _read(run / notebook / "metrics.json")["best"]["step"]
         dirs[kind] = run / kind / "sweep" / f"step_{step}"
     return dirs
 
 
-def collect(run: Path) -> dict[str, dict]:
+def collect(run: Path, finished_only: bool = False) -> dict[str, dict]:
     """Full metrics of each system, keyed `zero_shot`, `sft`, `grpo`, with `step` where trained."""
     systems = {}
-    for name, folder in prediction_dirs(run).items():
+    for name, folder in prediction_dirs(run, finished_only).items():
         metrics = _read(folder / "metrics.json")
         if name != "zero_shot":
             metrics["step"] = int(folder.name.removeprefix("step_"))

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -7,8 +8,15 @@ import pytest
 import tomllib
 import yaml
 
-from recipe_utils import course
-from recipe_utils.config import REPO_ROOT, ConfigError, load_config
+from recipe_utils import cli, course
+from recipe_utils.config import (
+    REPO_ROOT,
+    ConfigError,
+    load_config,
+    read_settings,
+    run_dir,
+    with_overrides,
+)
 
 
 def test_profiles_load_and_overrides_apply():
@@ -22,6 +30,65 @@ def test_unknown_setting_is_an_error_naming_it():
         load_config("smoke", {"sft.stpes": 3})
     with pytest.raises(ConfigError, match="unknown profile 'nope'"):
         load_config("nope")
+
+
+def test_overrides_as_text_are_read_like_a_dict_and_1e_4_is_a_number():
+    asked = {"sft.lr": 1e-4, "seed": 1}
+    assert load_config("smoke", json.dumps(asked)) == load_config("smoke", asked)
+    assert load_config("smoke", "{sft.lr: 1e-4}")["sft"]["lr"] == 1e-4
+    assert load_config("smoke", "") == load_config("smoke")
+
+
+def test_an_unknown_key_is_named_with_the_known_ones_at_its_level():
+    with pytest.raises(ConfigError, match=r"'no'; known here: data, grpo, model, notebooks"):
+        load_config("smoke", {"no.such.key": 1})
+    with pytest.raises(ConfigError, match=r"'sft\.stpes'; known here: .*sft\.steps"):
+        load_config("smoke", {"sft.stpes": 1})
+
+
+def test_a_variant_of_a_run_keeps_the_settings_the_run_was_given():
+    config = load_config("smoke", {"seed": 3, "grpo.lr": 1e-4})
+    variant = with_overrides(config, {"grpo.steps": 5})
+    assert (variant["seed"], variant["grpo"]["lr"], variant["grpo"]["steps"]) == (3, 1e-4, 5)
+    assert config["grpo"]["steps"] == load_config("smoke")["grpo"]["steps"]  # not changed
+
+
+def test_a_value_of_the_wrong_type_is_refused():
+    with pytest.raises(ConfigError, match=r"'sft.steps' is a number \(1600 in the profile\)"):
+        load_config("smoke", {"sft.steps": "many"})
+    with pytest.raises(ConfigError, match="'grpo.betas' is a list"):
+        load_config("smoke", {"grpo.betas": 0.9})
+    with pytest.raises(ConfigError, match="'scoring.sampling.greedy'"):
+        load_config("smoke", {"scoring.sampling.greedy": 1})
+    assert load_config("smoke", {"sft.lr": 1})["sft"]["lr"] == 1  # ints and floats mix
+
+
+def test_a_run_folder_records_its_settings_and_refuses_others(tmp_path):
+    config = load_config("smoke", {"seed": 1})
+    run_dir(config, tmp_path)
+    run_dir(config, tmp_path)  # the same settings again: the same run
+    assert read_settings(tmp_path)["seed"] == 1
+    with pytest.raises(ConfigError, match=r"other settings \(seed: 1 -> 2\)"):
+        run_dir(load_config("smoke", {"seed": 2}), tmp_path)
+
+
+def test_course_refuses_an_unknown_set_key_in_one_line_before_any_notebook(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main(["course", "--only", "02", "--set", "no.such.key=1", "--out", str(out)])
+    error = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert error.count("\n") == 1
+    assert error.startswith("error: unknown setting 'no'; known here: data, grpo, model")
+
+
+def test_grid_values_are_yaml_lists():
+    assert cli.grid_setting("seed=0,1,2") == ("seed", [0, 1, 2])
+    assert cli.grid_setting("grpo.kl_beta=0.02,5e-2") == ("grpo.kl_beta", [0.02, 0.05])
+    assert cli.grid_setting("grpo.betas=[0.9,0.95],[0.9,0.99]")[1] == [[0.9, 0.95], [0.9, 0.99]]
+    assert course.grid_combinations({"seed": [0, 1], "grpo.kl_beta": [0.02]}) == {
+        "seed=0_grpo.kl_beta=0.02": {"seed": 0, "grpo.kl_beta": 0.02},
+        "seed=1_grpo.kl_beta=0.02": {"seed": 1, "grpo.kl_beta": 0.02},
+    }
 
 
 def dotted_keys(tree: dict, where: str = "") -> set[str]:
@@ -48,7 +115,9 @@ def test_full_and_smoke_profiles_have_the_same_settings():
 
 def write_notebook(path: Path, source: str) -> Path:
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('PROFILE = "smoke"\nRUN_DIR = ""\nWHO = "world"')
+    params = nbformat.v4.new_code_cell(
+        'PROFILE = "smoke"\nRUN_DIR = ""\nOVERRIDES = {}\nWHO = "world"'
+    )
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(source)]
     nb.metadata["kernelspec"] = {
@@ -66,7 +135,8 @@ def notebooks(tmp_path):
     folder.mkdir()
     write_notebook(
         folder / "01_hello.ipynb",
-        "from pathlib import Path\nPath(RUN_DIR, 'hello.txt').write_text(f'hello {WHO}')",
+        "import json\nfrom pathlib import Path\nPath(RUN_DIR, 'hello.txt').write_text(f'hello {WHO}')\n"
+        "Path(RUN_DIR, 'overrides.json').write_text(json.dumps(OVERRIDES))",
     )
     write_notebook(folder / "02_fails.ipynb", "x = 1\nraise ValueError('boom in cell')")
     return folder
@@ -76,6 +146,35 @@ def test_runner_executes_in_order_with_parameters(notebooks, tmp_path):
     executed = course.run_course("smoke", only=["1"], out=tmp_path / "run", folder=notebooks)
     assert [p.name for p in executed] == ["01_hello.ipynb"]
     assert (tmp_path / "run" / "hello.txt").read_text() == "hello world"
+
+
+def test_runner_passes_the_overrides_to_every_notebook_and_records_them(notebooks, tmp_path):
+    course.run_course(
+        "smoke", only=["1"], out=tmp_path / "run", folder=notebooks, overrides={"seed": 3}
+    )
+    assert json.loads((tmp_path / "run" / "overrides.json").read_text()) == {"seed": 3}
+    assert read_settings(tmp_path / "run") == {
+        k: v for k, v in load_config("smoke", {"seed": 3}).items() if k != "run_dir"
+    }
+
+
+def test_a_grid_runs_each_combination_in_its_folder_and_skips_finished_ones(notebooks, tmp_path):
+    runs = course.run_grid("smoke", {"seed": [0, 1]}, only=["1"], out=tmp_path, folder=notebooks)
+    assert [run.name for run in runs] == ["seed=0", "seed=1"]
+    assert [read_settings(run)["seed"] for run in runs] == [0, 1]
+    (runs[0] / "hello.txt").unlink()
+    course.run_grid("smoke", {"seed": [0, 1, 2]}, only=["1"], out=tmp_path, folder=notebooks)
+    assert not (runs[0] / "hello.txt").exists()  # finished: not run again
+    assert (tmp_path / "seed=2" / "hello.txt").exists()
+
+
+def test_a_grid_checks_every_combination_before_running_any(notebooks, tmp_path):
+    out = tmp_path / "grid"
+    with pytest.raises(ConfigError, match="'sft.steps' is a number"):  # the 2nd is wrong
+        course.run_grid("smoke", {"sft.steps": [10, "many"]}, out=out, folder=notebooks)
+    with pytest.raises(ConfigError, match=r"\['seed'\] given both"):
+        course.run_grid("smoke", {"seed": [0]}, {"seed": 1}, out=out, folder=notebooks)
+    assert not out.exists()
 
 
 def test_runner_stops_at_the_failing_notebook_and_names_the_cell(notebooks, tmp_path):
@@ -102,17 +201,16 @@ def test_only_names_a_missing_notebook(notebooks):
         course.find_notebooks(["07"], notebooks)
 
 
-def test_course_notebooks_declare_what_the_profiles_pass():
+def test_course_notebooks_declare_what_the_profiles_and_overrides_pass():
     for profile in ("smoke", "full"):
         config = load_config(profile)
         for notebook in course.find_notebooks():
-            course.check_parameters(
-                notebook, course.notebook_parameters(config, profile, notebook, Path("r"))
-            )
+            params = course.notebook_parameters(config, profile, notebook, Path("r"), {"seed": 1})
+            course.check_parameters(notebook, params)
 
 
 @pytest.mark.parametrize(
-    "command", ["tiny-model", "synth", "course", "prepare", "score", "evaluate", "train"]
+    "command", ["tiny-model", "synth", "course", "compare", "prepare", "score", "evaluate", "train"]
 )
 def test_every_command_has_help(command):
     result = subprocess.run(
