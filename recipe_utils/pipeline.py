@@ -16,8 +16,36 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import repo_path, resolve_model, resolve_source
+from .config import repo_path
 from .scoring import Sampling, score_split, sweep_checkpoints
+
+
+def resolve_source(config: dict, folder: Path, which: str) -> tuple[str, str]:
+    """(source, split) of the `train` or `eval` rows; the synthetic benchmark is rendered into
+    the run folder once."""
+    data = config["data"]
+    source, split = data[which]["source"], data[which]["split"]
+    if source != "synthetic":
+        return source, split
+    from .synthetic import generate
+
+    target = folder / "data" / "synthetic"
+    if not (target / "test.jsonl").exists():  # written last
+        generate(target, seed=config["seed"], **data["synthetic"])
+    return str(target), split
+
+
+def resolve_model(config: dict, folder: Path) -> str:
+    """The model to start from: `tiny` is built offline into the run folder once."""
+    name = config["model"]["name"]
+    if name != "tiny":
+        return name
+    from .tiny import build_tiny_model
+
+    target = folder / "models" / "tiny"
+    if not (target / "config.json").exists():
+        build_tiny_model(target, seed=config["seed"])
+    return str(target)
 
 
 def row_limit(config: dict, kind: str) -> int | None:

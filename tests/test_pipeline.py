@@ -1,0 +1,50 @@
+"""The stages: what they make, where GRPO starts, and what the SFT sweep measures."""
+
+import ast
+from pathlib import Path
+
+from recipe_utils import pipeline
+from recipe_utils.config import REPO_ROOT, load_config
+from recipe_utils.videophy2 import load_rows
+
+SMALL = {"data.synthetic.n_train": 2, "data.synthetic.n_test": 6}
+
+
+def fake_checkpoint(run: Path, kind: str, step: int) -> Path:
+    path = run / kind / "checkpoints" / f"step_{step}"
+    path.mkdir(parents=True)
+    (path / "trainer_state.pt").touch()  # what train.checkpoints takes for a complete one
+    return path
+
+
+def test_config_imports_no_other_module_of_the_package():
+    """Reading a profile makes nothing, so config needs no module that could import it back
+    (it did: config -> tiny -> prompts -> config)."""
+    tree = ast.parse((REPO_ROOT / "recipe_utils" / "config.py").read_text())
+    names = [
+        "." * node.level + (node.module or "")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    ]
+    names += [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    ]
+    assert [name for name in names if name.startswith(("recipe_utils", "."))] == []
+
+
+def test_the_synthetic_benchmark_is_rendered_once_into_the_run(tmp_path):
+    config = load_config("smoke", SMALL)
+    source, split = pipeline.resolve_source(config, tmp_path, "train")
+    assert split == "train" and len(load_rows(source, split)) == 2
+    written = (Path(source) / "test.jsonl").stat().st_mtime_ns
+    assert pipeline.resolve_source(config, tmp_path, "eval") == (source, "test")
+    assert (Path(source) / "test.jsonl").stat().st_mtime_ns == written
+    full = load_config("full")
+    assert pipeline.resolve_source(full, tmp_path, "eval") == (
+        "videophysics/videophy2_test",
+        "test",
+    )
+    assert pipeline.resolve_model(full, tmp_path) == "nvidia/Cosmos-Reason1-7B"
