@@ -19,6 +19,8 @@ from pathlib import Path
 from .config import repo_path
 from .scoring import Sampling, score_split, sweep_checkpoints
 
+GRPO_STARTS = ("base", "sft")  # grpo.start: the base model (the recipe's RL config) or SFT's best
+
 
 def resolve_source(config: dict, folder: Path, which: str) -> tuple[str, str]:
     """(source, split) of the `train` or `eval` rows; the synthetic benchmark is rendered into
@@ -110,8 +112,15 @@ def zero_shot_stage(config: dict, run: Path) -> dict:
 
 
 def start_model(kind: str, config: dict, run: Path) -> str | Path:
-    """SFT starts from the base model, GRPO from the best SFT checkpoint (as the recipe)."""
-    return best_checkpoint(run, "sft") if kind == "grpo" else resolve_model(config, run)
+    """SFT starts from the base model; GRPO from `grpo.start`: `base`, as the published recipe's
+    RL config does, or `sft`, the best SFT checkpoint (SFT-then-GRPO, the seed recipe's
+    suggested next step: reasoning SFT as a warm-up before RL)."""
+    if kind != "grpo":
+        return resolve_model(config, run)
+    start = config["grpo"].get("start")  # a profile written before the setting has none
+    if start not in GRPO_STARTS:
+        raise ValueError(f"grpo.start must be one of {list(GRPO_STARTS)}, got {start!r}")
+    return best_checkpoint(run, "sft") if start == "sft" else resolve_model(config, run)
 
 
 def train_stage(
@@ -124,8 +133,8 @@ def train_stage(
 ) -> Path:
     """Train with the profile's settings into `run/<name or kind>`; returns that folder."""
     executor = executor or config[kind]["executor"]
-    dataset = dataset_stage(kind, config, run, name)
     base = start_model(kind, config, run)
+    dataset = dataset_stage(kind, config, run, name)
     out = run / (name or kind)
     if executor == "cosmos-rl":
         from .cosmos_rl import launch, write_config
@@ -149,8 +158,9 @@ def train_stage(
         raise ValueError(f"{kind}.executor must be 'local' or 'cosmos-rl', got {executor!r}")
     from . import train
 
-    # the keys dataset_stage and the executor choice read; the rest are the trainer's settings
-    data_keys = {"executor", "video", "balance_labels", "rationale", "prompt", "limit"}
+    # the keys dataset_stage, start_model and the executor choice read; the rest are the
+    # trainer's settings
+    data_keys = {"executor", "video", "balance_labels", "rationale", "prompt", "limit", "start"}
     settings = {k: v for k, v in config[kind].items() if k not in data_keys}
     if kind == "sft":
         train.train_sft(base, dataset, out, train.SFTSettings(**settings, seed=config["seed"]))

@@ -3,6 +3,8 @@
 import ast
 from pathlib import Path
 
+import pytest
+
 from recipe_utils import pipeline
 from recipe_utils.config import REPO_ROOT, load_config
 from recipe_utils.videophy2 import load_rows
@@ -48,3 +50,19 @@ def test_the_synthetic_benchmark_is_rendered_once_into_the_run(tmp_path):
         "test",
     )
     assert pipeline.resolve_model(full, tmp_path) == "nvidia/Cosmos-Reason1-7B"
+
+
+def test_grpo_starts_where_the_profile_says(tmp_path):
+    full = load_config("full")
+    assert full["grpo"]["start"] == "base" and load_config("smoke")["grpo"]["start"] == "sft"
+    assert pipeline.start_model("grpo", full, tmp_path) == "nvidia/Cosmos-Reason1-7B"
+    fake_checkpoint(tmp_path, "sft", 10)
+    last = fake_checkpoint(tmp_path, "sft", 20)  # no sweep yet: the last one is the best
+    sft_first = load_config("full", {"grpo.start": "sft"})
+    assert pipeline.start_model("grpo", sft_first, tmp_path) == last
+    assert pipeline.start_model("sft", sft_first, tmp_path) == "nvidia/Cosmos-Reason1-7B"
+
+
+def test_an_unknown_grpo_start_is_refused_naming_the_setting(tmp_path):
+    with pytest.raises(ValueError, match=r"grpo.start must be one of \['base', 'sft'\]"):
+        pipeline.start_model("grpo", load_config("full", {"grpo.start": "best"}), tmp_path)
