@@ -7,7 +7,8 @@ and each notebook only reads what earlier stages wrote.
     run/data/{sft,grpo}/            conversation datasets (videophy2.prepare)
     run/zero_shot/                  predictions.jsonl, metrics.json, report.html
     run/sft/checkpoints/step_N/     model + processor (train.train_sft or cosmos-rl exports)
-    run/sft/sweep/step_N/           predictions and metrics per checkpoint, sweep.json
+    run/sft/sweep/step_N/           predictions and metrics per checkpoint (and rationale.json
+                                    for the selected one), sweep.json
     run/grpo/...                    the same for GRPO
 """
 
@@ -189,7 +190,26 @@ def sweep_stage(kind: str, config: dict, run: Path) -> dict:
         )
     found = {0: start_model(kind, config, run)} | found
     args = score_args(config, run, config[kind]["prompt"])
-    return sweep_checkpoints(found, run / kind / "sweep", **args)
+    table = sweep_checkpoints(found, run / kind / "sweep", **args)
+    best = table["best_by_pearson"]  # the checkpoint best_checkpoint selects
+    if config[kind].get("rationale", False) and best:
+        table["rationale"] = rationale_stage(kind, config, run, best["step"])
+    return table
+
+
+def rationale_stage(kind: str, config: dict, run: Path, step: int) -> dict:
+    """How well the think blocks one sweep step wrote name the eval clips' annotated violations
+    (`metrics.rationale_metrics`); also written to that step's folder as rationale.json."""
+    from .metrics import rationale_metrics, read_predictions
+    from .videophy2 import load_rows, stated_violations
+
+    folder = run / kind / "sweep" / f"step_{step}"
+    rows = load_rows(*resolve_source(config, run, "eval"), config["data"]["limit"]).rows
+    annotated = {row["id"]: stated_violations(row) for row in rows}
+    records = read_predictions(folder / "predictions.jsonl")
+    result = {"step": step, **rationale_metrics(records, annotated)}
+    (folder / "rationale.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result
 
 
 def best_checkpoint(run: Path, kind: str, metric: str = "pearson") -> Path:
