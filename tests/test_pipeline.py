@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from recipe_utils import pipeline
+from recipe_utils.cli import main
 from recipe_utils.config import REPO_ROOT, load_config
 from recipe_utils.videophy2 import answer_text, load_rows, rationale
 
@@ -64,9 +65,12 @@ def test_grpo_starts_where_the_profile_says(tmp_path):
     assert pipeline.start_model("sft", sft_first, tmp_path) == "nvidia/Cosmos-Reason1-7B"
 
 
-def test_an_unknown_grpo_start_is_refused_naming_the_setting(tmp_path):
-    with pytest.raises(ValueError, match=r"grpo.start must be one of \['base', 'sft'\]"):
-        pipeline.start_model("grpo", load_config("full", {"grpo.start": "best"}), tmp_path)
+def test_an_unknown_grpo_start_ends_the_command_in_one_line(tmp_path, capsys):
+    args = ["train", "grpo", "--profile", "full", "--out", str(tmp_path)]
+    assert main([*args, "--set", "grpo.start=best"]) == 2
+    error = capsys.readouterr().err
+    assert error == "error: grpo.start must be one of ['base', 'sft'], got 'best'\n"
+    assert not (tmp_path / "data").exists()  # refused before any data was prepared
 
 
 def write_predictions(folder: Path, records: list[dict]) -> None:
