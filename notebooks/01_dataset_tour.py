@@ -36,8 +36,9 @@ import json
 from IPython.display import display
 
 from recipe_utils import plots
-from recipe_utils.config import load_config, resolve_source, run_dir
+from recipe_utils.config import load_config, run_dir
 from recipe_utils.metrics import compute_metrics
+from recipe_utils.pipeline import resolve_source
 from recipe_utils.report import clip_browser
 from recipe_utils.video import load_clip
 from recipe_utils.videophy2 import balance_labels, download_videos, label_counts, load_rows

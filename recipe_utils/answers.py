@@ -1,4 +1,5 @@
-"""Read a model's answer: the one place that turns generated text into a 1..5 score.
+"""Read a model's answer: the one place that turns generated text into a 1..5 score (and
+finds the reasoning before it).
 
 Scoring, metrics and both GRPO executors call these functions, so a response means the same
 thing everywhere. The rules are strict on purpose: a response that does not state exactly one
@@ -12,10 +13,12 @@ import re
 SCORES = (1, 2, 3, 4, 5)  # VideoPhy-2 `pc`: 1 no adherence ... 5 perfect adherence to physics
 
 _ANSWER_TAGS = ("<answer>", "</answer>")
-_TEMPLATE_TAGS = ("<think>", "</think>", *_ANSWER_TAGS)
+_THINK_TAGS = ("<think>", "</think>")
+_TEMPLATE_TAGS = (*_THINK_TAGS, *_ANSWER_TAGS)
 _ANSWER_BODY = re.compile(r"<answer>(.*)</answer>", re.DOTALL)
 _SCORE = re.compile(r"0*([1-5])")  # ASCII digits only; leading zeros allowed, nothing else
 _TEMPLATE = re.compile(r"\s*<think>.*</think>\s*<answer>.*</answer>\s*", re.DOTALL)
+_THINK_BODY = re.compile(r"<think>(.*)</think>", re.DOTALL)
 
 
 def parse_answer(text: str) -> int | None:
@@ -53,3 +56,12 @@ def follows_format(text: str) -> bool:
     if any(text.count(tag) != 1 for tag in _TEMPLATE_TAGS):
         return False
     return _TEMPLATE.fullmatch(text) is not None
+
+
+def think_block(text: str) -> str | None:
+    """The text inside the response's single `<think>...</think>` block, stripped, or None
+    (no block, more than one, or tags out of order), by the same rule as `parse_answer`."""
+    if not isinstance(text, str) or any(text.count(tag) != 1 for tag in _THINK_TAGS):
+        return None
+    match = _THINK_BODY.search(text)
+    return match.group(1).strip() if match else None

@@ -182,34 +182,6 @@ def record_settings(folder: Path, config: dict) -> None:
         )
 
 
-def resolve_source(config: dict, folder: Path, which: str) -> tuple[str, str]:
-    """(source, split) of the `train` or `eval` rows; the synthetic benchmark is rendered into
-    the run folder once."""
-    data = config["data"]
-    source, split = data[which]["source"], data[which]["split"]
-    if source != "synthetic":
-        return source, split
-    from .synthetic import generate
-
-    target = folder / "data" / "synthetic"
-    if not (target / "test.jsonl").exists():  # written last
-        generate(target, seed=config["seed"], **data["synthetic"])
-    return str(target), split
-
-
-def resolve_model(config: dict, folder: Path) -> str:
-    """The model to start from: `tiny` is built offline into the run folder once."""
-    name = config["model"]["name"]
-    if name != "tiny":
-        return name
-    from .tiny import build_tiny_model
-
-    target = folder / "models" / "tiny"
-    if not (target / "config.json").exists():
-        build_tiny_model(target, seed=config["seed"])
-    return str(target)
-
-
 def repo_path(path: str | Path) -> Path:
     """A path from a profile: relative ones are relative to the repository."""
     path = Path(path)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
-from recipe_utils.answers import SCORES
+from recipe_utils.answers import SCORES, think_block
 
 SLICE_KEYS = ("model_name", "category", "is_hard")
 MIN_CORRELATION_ROWS = 3
@@ -315,6 +315,45 @@ def _slices(rows: list[dict], truth: np.ndarray, pred: np.ndarray, notes: dict) 
                 for value in present
             }
     return slices
+
+
+def _violation_kind(text: str) -> str:
+    """One spelling per violation: case, spacing and a final full stop do not matter."""
+    return " ".join(text.lower().split()).rstrip(".")
+
+
+def rationale_counts(response: str, annotated: list[str]) -> tuple[int, int, int]:
+    """(right, listed, annotated): the distinct violation kinds the response's think block
+    lists, how many of them the clip's annotated violations hold, and how many it annotates.
+    A response without a think block lists nothing."""
+    from .videophy2 import listed_violations
+
+    reasoning = think_block(response)
+    listed = {_violation_kind(v) for v in listed_violations(reasoning or "")}
+    truth = {_violation_kind(v) for v in annotated}
+    return len(listed & truth), len(listed), len(truth)
+
+
+def rationale_metrics(records: list[dict], annotated: dict[str, list[str]]) -> dict:
+    """Precision and recall of the violations the responses' think blocks list, against the
+    clips' annotated ones (`annotated`, by id), pooled over every response to a clip in
+    `annotated`. A think block may agree with its score and still name the wrong violations:
+    this measures the reasoning itself. None where nothing was listed (precision) or annotated
+    (recall)."""
+    responses = [
+        (response, annotated[record["id"]])
+        for record in records
+        if not record.get("error") and record["id"] in annotated
+        for response in record["raw"]
+    ]
+    counts = [rationale_counts(*pair) for pair in responses] or [(0, 0, 0)]
+    right, listed, truth = np.sum(counts, axis=0)
+    return {
+        "precision": float(right / listed) if listed else None,
+        "recall": float(right / truth) if truth else None,
+        "n_responses": len(responses),
+        "n_without_think": sum(think_block(response) is None for response, _ in responses),
+    }
 
 
 def sweep_table(step_metrics: dict[int, dict]) -> dict:

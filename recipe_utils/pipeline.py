@@ -7,7 +7,8 @@ and each notebook only reads what earlier stages wrote.
     run/data/{sft,grpo}/            conversation datasets (videophy2.prepare)
     run/zero_shot/                  predictions.jsonl, metrics.json, report.html
     run/sft/checkpoints/step_N/     model + processor (train.train_sft or cosmos-rl exports)
-    run/sft/sweep/step_N/           predictions and metrics per checkpoint, sweep.json
+    run/sft/sweep/step_N/           predictions and metrics per checkpoint (and rationale.json
+                                    for the selected one), sweep.json
     run/grpo/...                    the same for GRPO
 """
 
@@ -16,8 +17,38 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import repo_path, resolve_model, resolve_source
+from .config import repo_path
 from .scoring import Sampling, score_split, sweep_checkpoints
+
+GRPO_STARTS = ("base", "sft")  # grpo.start: the base model (the recipe's RL config) or SFT's best
+
+
+def resolve_source(config: dict, folder: Path, which: str) -> tuple[str, str]:
+    """(source, split) of the `train` or `eval` rows; the synthetic benchmark is rendered into
+    the run folder once."""
+    data = config["data"]
+    source, split = data[which]["source"], data[which]["split"]
+    if source != "synthetic":
+        return source, split
+    from .synthetic import generate
+
+    target = folder / "data" / "synthetic"
+    if not (target / "test.jsonl").exists():  # written last
+        generate(target, seed=config["seed"], **data["synthetic"])
+    return str(target), split
+
+
+def resolve_model(config: dict, folder: Path) -> str:
+    """The model to start from: `tiny` is built offline into the run folder once."""
+    name = config["model"]["name"]
+    if name != "tiny":
+        return name
+    from .tiny import build_tiny_model
+
+    target = folder / "models" / "tiny"
+    if not (target / "config.json").exists():
+        build_tiny_model(target, seed=config["seed"])
+    return str(target)
 
 
 def row_limit(config: dict, kind: str) -> int | None:
@@ -82,8 +113,15 @@ def zero_shot_stage(config: dict, run: Path) -> dict:
 
 
 def start_model(kind: str, config: dict, run: Path) -> str | Path:
-    """SFT starts from the base model, GRPO from the best SFT checkpoint (as the recipe)."""
-    return best_checkpoint(run, "sft") if kind == "grpo" else resolve_model(config, run)
+    """SFT starts from the base model; GRPO from `grpo.start`: `base`, as the published recipe's
+    RL config does, or `sft`, the best SFT checkpoint (SFT-then-GRPO, the seed recipe's
+    suggested next step: reasoning SFT as a warm-up before RL)."""
+    if kind != "grpo":
+        return resolve_model(config, run)
+    start = config["grpo"].get("start")  # a profile written before the setting has none
+    if start not in GRPO_STARTS:
+        raise ValueError(f"grpo.start must be one of {list(GRPO_STARTS)}, got {start!r}")
+    return best_checkpoint(run, "sft") if start == "sft" else resolve_model(config, run)
 
 
 def train_stage(
@@ -96,8 +134,8 @@ def train_stage(
 ) -> Path:
     """Train with the profile's settings into `run/<name or kind>`; returns that folder."""
     executor = executor or config[kind]["executor"]
-    dataset = dataset_stage(kind, config, run, name)
     base = start_model(kind, config, run)
+    dataset = dataset_stage(kind, config, run, name)
     out = run / (name or kind)
     if executor == "cosmos-rl":
         from .cosmos_rl import launch, write_config
@@ -121,8 +159,9 @@ def train_stage(
         raise ValueError(f"{kind}.executor must be 'local' or 'cosmos-rl', got {executor!r}")
     from . import train
 
-    # the keys dataset_stage and the executor choice read; the rest are the trainer's settings
-    data_keys = {"executor", "video", "balance_labels", "rationale", "prompt", "limit"}
+    # the keys dataset_stage, start_model and the executor choice read; the rest are the
+    # trainer's settings
+    data_keys = {"executor", "video", "balance_labels", "rationale", "prompt", "limit", "start"}
     settings = {k: v for k, v in config[kind].items() if k not in data_keys}
     if kind == "sft":
         train.train_sft(base, dataset, out, train.SFTSettings(**settings, seed=config["seed"]))
@@ -151,7 +190,26 @@ def sweep_stage(kind: str, config: dict, run: Path) -> dict:
         )
     found = {0: start_model(kind, config, run)} | found
     args = score_args(config, run, config[kind]["prompt"])
-    return sweep_checkpoints(found, run / kind / "sweep", **args)
+    table = sweep_checkpoints(found, run / kind / "sweep", **args)
+    best = table["best_by_pearson"]  # the checkpoint best_checkpoint selects
+    if config[kind].get("rationale", False) and best:
+        table["rationale"] = rationale_stage(kind, config, run, best["step"])
+    return table
+
+
+def rationale_stage(kind: str, config: dict, run: Path, step: int) -> dict:
+    """How well the think blocks one sweep step wrote name the eval clips' annotated violations
+    (`metrics.rationale_metrics`); also written to that step's folder as rationale.json."""
+    from .metrics import rationale_metrics, read_predictions
+    from .videophy2 import load_rows, stated_violations
+
+    folder = run / kind / "sweep" / f"step_{step}"
+    rows = load_rows(*resolve_source(config, run, "eval"), config["data"]["limit"]).rows
+    annotated = {row["id"]: stated_violations(row) for row in rows}
+    records = read_predictions(folder / "predictions.jsonl")
+    result = {"step": step, **rationale_metrics(records, annotated)}
+    (folder / "rationale.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result
 
 
 def best_checkpoint(run: Path, kind: str, metric: str = "pearson") -> Path:

@@ -339,7 +339,7 @@ class GRPOSettings:
     seed: int = 0
     device: str = "auto"
     force: bool = False  # allow kl_beta = 0
-    collapse_share: float = 0.8  # warn when one score takes this share of a step's answers
+    collapse_share: float = 0.8  # warn when one score takes this share (collapse_warning)
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
@@ -361,6 +361,13 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) 
     std = groups.std(dim=1, keepdim=True, unbiased=False)
     advantages = torch.where(std > eps, (groups - mean) / (std + eps), torch.zeros_like(groups))
     return advantages.view(-1)
+
+
+def zero_spread_share(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> float:
+    """The share of prompts whose completions all scored alike: `group_advantages` gives them
+    zero advantage, so they teach nothing this step."""
+    std = rewards.view(-1, group_size).std(dim=1, unbiased=False)
+    return (std <= eps).float().mean().item()
 
 
 def clipped_objective(
@@ -445,6 +452,29 @@ def collapsed_score(histogram: dict[str, int], share: float) -> str | None:
     return top if total and parsed[top] / total >= share else None
 
 
+def collapse_warning(
+    texts: list[str], indices: list[int], group_size: int, share: float
+) -> str | None:
+    """What to warn of when one score takes `share` of a step's answers, counted over its
+    distinct prompts (each prompt's `group_size` completions once); None when nothing is. A
+    step that draws one clip four times shows how that clip is answered, not a policy that
+    answers alike whatever it sees, so a step with one distinct prompt never warns."""
+    distinct = list(dict.fromkeys(indices))
+    if len(distinct) < 2:
+        return None
+    firsts = [indices.index(index) for index in distinct]
+    histogram = prediction_histogram(
+        [text for p in firsts for text in texts[p * group_size : (p + 1) * group_size]]
+    )
+    top = collapsed_score(histogram, share)
+    if top is None:
+        return None
+    return (
+        f"{histogram[top]} of the answers to {len(distinct)} distinct clips are {top}: the "
+        "policy is collapsing onto one score (balance the labels, keep kl_beta > 0)"
+    )
+
+
 def train_grpo(
     model_path: str | Path,
     dataset_path: str | Path,
@@ -519,6 +549,7 @@ def train_grpo(
         entry = {
             "reward_mean": rewards.mean().item(),
             "reward_std": rewards.view(-1, s.generations).std(dim=1, unbiased=False).mean().item(),
+            "zero_spread_share": zero_spread_share(rewards, s.generations),
             "accuracy_reward": accuracy.mean().item(),
             "format_reward": fmt.mean().item(),
             "kl": masked_mean(kl.detach(), mask).item(),
@@ -527,11 +558,7 @@ def train_grpo(
         }
         run.finish_step(step + 1, entry, s.max_grad_norm, s.steps, s.save_every)
         bar.set_postfix(reward=f"{entry['reward_mean']:.2f}", kl=f"{entry['kl']:.3f}")
-        top = collapsed_score(histogram, s.collapse_share)
-        if top is not None:
-            warnings.warn(
-                f"step {step + 1}: {histogram[top]} of the answers are {top}: the policy is "
-                "collapsing onto one score (balance the labels, keep kl_beta > 0)",
-                stacklevel=2,
-            )
+        warning = collapse_warning(texts, idx, s.generations, s.collapse_share)
+        if warning is not None:
+            warnings.warn(f"step {step + 1}: {warning}", stacklevel=2)
     return checkpoints(run.out_dir)[s.steps]

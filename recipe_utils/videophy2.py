@@ -582,15 +582,50 @@ _balance_labels = balance_labels  # prepare() takes a flag with the same name
 
 
 NO_VIOLATION = "No violation: every object follows physical commonsense."
+NUMBERED = re.compile(r"^\d+\.\s*")  # how `rationale` numbers the violations it lists
+
+
+def stated_violations(row: dict) -> list[str]:
+    """The violations a target's reasoning lists for a row: its `human_violated_rules`, or,
+    when a row scored below 5 has none there, its `physics_rules_unfollowed` (real VideoPhy-2
+    rows with pc 2 can carry their violations only in that column)."""
+    violations = row.get("human_violated_rules") or []
+    if not violations and row.get("pc", 5) < 5:
+        violations = row.get("physics_rules_unfollowed") or []
+    return violations
+
+
+def rationale_conflict(row: dict) -> str | None:
+    """Why a row's reasoning would contradict its score, or None when they agree.
+
+    They agree when the reasoning lists a violation exactly when the score is below 5. The
+    number of violations is not compared with the score: VideoPhy-2's `pc` is a holistic
+    judgment, not 5 minus a count. A row with pc 5 that lists violations (annotators disagreeing
+    with themselves), or one below 5 with none in either column, has no honest target: saying
+    "no violation" and 2, or listing one and then 5, teaches the model to contradict itself.
+    """
+    listed = bool(stated_violations(row))
+    if row["pc"] == 5 and listed:
+        return "rationale conflict: pc 5 but human_violated_rules lists a violation"
+    if row["pc"] < 5 and not listed:
+        return f"rationale conflict: pc {row['pc']} but no violation is annotated"
+    return None
 
 
 def rationale(row: dict) -> str:
-    """The reasoning an SFT target can show before its score: the row's annotated violations
-    (`human_violated_rules`), numbered, or one line saying there are none."""
-    violations = row.get("human_violated_rules") or []
+    """The reasoning an SFT target can show before its score: the row's `stated_violations`,
+    numbered, or one line saying there are none."""
+    violations = stated_violations(row)
     if not violations:
         return NO_VIOLATION
     return "\n".join(f"{number}. {text}" for number, text in enumerate(violations, 1))
+
+
+def listed_violations(reasoning: str) -> list[str]:
+    """The violations a reasoning written like `rationale`'s lists, one per non-empty line with
+    its number dropped; the no-violation line lists none."""
+    lines = (NUMBERED.sub("", line.strip()) for line in reasoning.splitlines())
+    return [line for line in lines if line and line != NO_VIOLATION]
 
 
 def answer_text(pc: int, reasoning: str | None = None) -> str:
@@ -658,7 +693,8 @@ def prepare(
     Hub videos are downloaded to `download_dir` (default: the folder above `out`), so several
     datasets built from one split share one set of videos. `rationale` puts each row's
     annotated violations in a think block before the score (`rationale()`): a prompt that asks
-    for one is required.
+    for one is required, and rows whose annotations contradict their score
+    (`rationale_conflict`) are skipped and counted in the report's `rationale_conflicts`.
     """
     import datasets
 
@@ -671,12 +707,19 @@ def prepare(
         )
     loaded = load_rows(source, split, limit)
     skipped = [{"index": index, "reason": why} for index, why in loaded.skipped]
+    usable = []  # checked before downloading: a row without an honest target needs no video
+    for row in loaded.rows:
+        conflict = rationale_conflict(row) if rationale else None
+        if conflict:
+            skipped.append({"id": row["id"], "video_url": row["video_url"], "reason": conflict})
+        else:
+            usable.append(row)
     download = None
-    if any(row["video"] is None for row in loaded.rows):
-        download = download_videos(loaded.rows, download_dir or out.parent)
+    if any(row["video"] is None for row in usable):
+        download = download_videos(usable, download_dir or out.parent)
     lost = {item["id"]: item["reason"] for item in download.failed} if download else {}
     rows = []
-    for row in loaded.rows:
+    for row in usable:
         reason = lost.get(row["id"])
         if reason is None and row["video"] and not Path(row["video"]).is_file():
             reason = f"video file not found: {row['video']}"
@@ -724,6 +767,7 @@ def prepare(
         "failed": str(out / "failed.jsonl"),
         "balanced": balance_labels,
         "rationale": rationale,
+        "rationale_conflicts": len(loaded.rows) - len(usable),
         "seed": seed,
         "label_counts_before": before,
         "label_counts_after": label_counts(final),

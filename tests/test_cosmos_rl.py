@@ -109,6 +109,24 @@ def test_write_config_applies_overrides_and_round_trips(tmp_path, cosmos_config)
     assert cosmos_config.from_dict(loaded).policy.model_name_or_path == "/models/ckpt"
 
 
+@pytest.mark.parametrize("start", ["base", "sft"])
+def test_grpo_toml_starts_where_the_profile_says(tmp_path, monkeypatch, cosmos_config, start):
+    """Full profile: the base model, as the recipe's RL config; `sft`: SFT's best checkpoint."""
+    from recipe_utils import pipeline
+    from recipe_utils.config import load_config
+
+    sft = tmp_path / "sft" / "checkpoints" / "step_20"
+    sft.mkdir(parents=True)
+    (sft / "trainer_state.pt").touch()
+    monkeypatch.setattr(pipeline, "dataset_stage", lambda *args: tmp_path / "data" / "grpo")
+    monkeypatch.setattr(crl, "launch", lambda kind, path, log_path: 0)
+    config = load_config("full", {"grpo.start": start})
+    pipeline.train_stage("grpo", config, tmp_path)
+    written = toml.load(tmp_path / "grpo" / "grpo.toml")
+    expected = "nvidia/Cosmos-Reason1-7B" if start == "base" else str(sft)
+    assert written["policy"]["model_name_or_path"] == expected
+
+
 @pytest.mark.parametrize(
     "key", ["train.epochs", "policy.lora.r", "mode", "rollout.parallelism.cp_size"]
 )

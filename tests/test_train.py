@@ -119,6 +119,28 @@ def test_collapse_is_detected():
     assert train.collapsed_score({"1": 2, "2": 2, "3": 2, "4": 2, "5": 2, "none": 0}, 0.8) is None
 
 
+def answers(*scores: int) -> list[str]:
+    return [f"<answer>{score}</answer>" for score in scores]
+
+
+def test_collapse_is_counted_over_distinct_prompts():
+    """The smoke run warned because one step drew the same clip four times."""
+    same_clip = answers(4, 4, 4, 4, 4, 4, 4, 4)  # 4 draws of clip 7, 2 completions each
+    assert train.collapse_warning(same_clip, [7, 7, 7, 7], 2, 0.8) is None
+    every_clip = answers(4, 4, 4, 4, 4, 4, 4, 4)
+    assert "4 distinct clips are 4" in train.collapse_warning(every_clip, [1, 2, 3, 4], 2, 0.8)
+    # pooled, 6 of 8 answers are 4; once per distinct clip, 2 of 4
+    repeated = answers(4, 4, 4, 4, 4, 4, 2, 2)
+    assert train.collapse_warning(repeated, [5, 5, 5, 6], 2, 0.7) is None
+
+
+def test_zero_spread_share_counts_groups_that_teach_nothing():
+    rewards = torch.tensor([1.5, 1.5, 1.5, 0.0, 1.0, 2.0, 0.0, 0.0, 0.0])
+    assert train.zero_spread_share(rewards, 3) == pytest.approx(2 / 3)
+    advantages = train.group_advantages(rewards, 3).view(3, 3)
+    assert advantages[0].abs().sum() == advantages[2].abs().sum() == 0 < advantages[1].abs().sum()
+
+
 def test_sft_saves_loadable_checkpoints_and_resumes(tiny_model, conversations, tmp_path):
     settings = train.SFTSettings(steps=2, batch_size=2, save_every=2, device="cpu")
     train.train_sft(tiny_model, conversations, tmp_path, settings)
@@ -149,6 +171,7 @@ def test_grpo_logs_rewards_kl_and_answers(tiny_model, thinking, tmp_path):
     for entry in log:
         assert 0 <= entry["reward_mean"] <= 2 and entry["kl"] >= 0
         assert sum(entry["prediction_histogram"].values()) == 6  # 2 prompts x 3 answers
+        assert entry["zero_spread_share"] in (0.0, 0.5, 1.0)  # of 2 groups
     assert json.loads((tmp_path / "settings.json").read_text())["kl_beta"] == 0.05
 
 

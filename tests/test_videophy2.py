@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from videophy2_rows import CAPTIONS, COLUMNS, GENERATORS, NAME, csv_text, videophy2_rows, write_csv
 
-from recipe_utils.answers import follows_format, parse_answer
+from recipe_utils.answers import follows_format, parse_answer, think_block
 from recipe_utils.cli import main
 from recipe_utils.prompts import PROMPTS_DIR, load_prompt
 from recipe_utils.video import write_clip
@@ -24,11 +24,13 @@ from recipe_utils.videophy2 import (
     balance_labels,
     build_messages,
     label_counts,
+    listed_violations,
     load_conversations,
     load_rows,
     normalize_row,
     prepare,
     rationale,
+    rationale_conflict,
     url_key,
 )
 
@@ -328,6 +330,29 @@ def test_rationale_numbers_the_annotated_violations():
     row = {"human_violated_rules": ["The ball hovers.", "A box appears."]}
     assert rationale(row) == "1. The ball hovers.\n2. A box appears."
     assert rationale({"human_violated_rules": []}) == rationale({}) == NO_VIOLATION
+    assert listed_violations(rationale(row)) == row["human_violated_rules"]
+    assert listed_violations(NO_VIOLATION) == []
+
+
+def test_rationale_below_5_falls_back_to_the_unfollowed_rules():
+    """Real rows with pc 2 can leave human_violated_rules empty and name the broken rule only
+    in physics_rules_unfollowed; at pc 5 that column is no violation the score admits."""
+    row = {"pc": 2, "human_violated_rules": [], "physics_rules_unfollowed": ["Gravity."]}
+    assert rationale(row) == "1. Gravity." and rationale_conflict(row) is None
+    assert (
+        rationale(row | {"pc": 5}) == NO_VIOLATION and rationale_conflict(row | {"pc": 5}) is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ({"pc": 5, "human_violated_rules": ["The ball floats."]}, "pc 5 but"),
+        ({"pc": 2, "human_violated_rules": [], "physics_rules_unfollowed": []}, "pc 2 but no"),
+    ],
+)
+def test_rows_whose_annotations_contradict_their_score_conflict(row, reason):
+    assert reason in rationale_conflict(row)
 
 
 def test_answer_text_puts_reasoning_in_a_think_block_before_the_score():
@@ -413,9 +438,10 @@ def test_prepare_with_rationale_writes_the_violations_before_the_score(bench, tm
     thinking = PROMPTS_DIR / "video_reward_with_thinking.yaml"
     out = prepare(bench, "train", tmp_path / "cot", thinking, rationale=True)
     answers = [json.loads(c)[-1]["content"] for c in load_conversations(out)["conversations"]]
-    assert answers[0] == answer_text(PCS[0], "1. The ball hovers.")
-    assert answers[1] == answer_text(PCS[1], NO_VIOLATION)
-    assert json.loads((out / "prepare_report.json").read_text())["rationale"] is True
+    # the bench annotates no violation elsewhere: only its pc 5 row keeps an honest target
+    assert answers == [answer_text(PCS[0], "1. The ball hovers."), answer_text(5, NO_VIOLATION)]
+    report = json.loads((out / "prepare_report.json").read_text())
+    assert report["rationale"] is True and report["rationale_conflicts"] == len(PCS) - 2
     with pytest.raises(ValueError, match="does not ask for one"):
         prepare(bench, "train", tmp_path / "bad", PROMPT, rationale=True)
 
@@ -466,6 +492,37 @@ def test_published_csv_parses_every_field(tmp_path):
         (2, 4, 1),
         (3, 5, 0),
     ]
+
+
+def test_rationale_targets_on_published_rows_never_contradict_their_score(tmp_path):
+    """Rows as VideoPhy-2 publishes them: pc 1..5, `human_violated_rules` empty for pc 2 and 4
+    and listing a violation for pc 5; the pc 2 row names its rule in physics_rules_unfollowed."""
+    rows = videophy2_rows([f"r{i}/" for i in range(5)])
+    rows[1]["physics_rules_unfollowed"] = "['Objects fall when dropped.']"
+    rng = np.random.default_rng(0)
+    for row in rows:
+        (tmp_path / row["video_url"]).parent.mkdir(parents=True)
+        write_clip(tmp_path / row["video_url"], rng.integers(0, 255, (4, 32, 32, 3), np.uint8), 4)
+    path = write_csv(tmp_path / "test.csv", rows)
+    thinking = PROMPTS_DIR / "video_reward_with_thinking.yaml"
+
+    out = prepare(path, None, tmp_path / "cot", thinking, rationale=True)
+    answers = [json.loads(c)[-1]["content"] for c in load_conversations(out)["conversations"]]
+    assert answers == [
+        answer_text(1, "1. The ball floats."),
+        answer_text(2, "1. Objects fall when dropped."),
+        answer_text(3, "1. The ball floats."),
+    ]
+    for answer in answers:  # a violation is listed exactly when the score is below 5
+        assert bool(listed_violations(think_block(answer))) == (parse_answer(answer) < 5)
+    report = json.loads((out / "prepare_report.json").read_text())
+    assert report["rationale_conflicts"] == 2 and report["rows_out"] == 3
+    reasons = sorted(item["reason"] for item in report["skipped"])
+    assert "pc 4 but no violation" in reasons[0] and "pc 5 but" in reasons[1]
+
+    plain = prepare(path, None, tmp_path / "plain", PROMPT)  # bare answers contradict nothing
+    assert json.loads((plain / "prepare_report.json").read_text())["rationale_conflicts"] == 0
+    assert load_conversations(plain)["pc"] == [1, 2, 3, 4, 5]
 
 
 def test_same_file_name_in_two_generator_folders_gives_two_stable_ids(tmp_path):
