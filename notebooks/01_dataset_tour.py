@@ -159,7 +159,8 @@ metrics = {
     "majority_baseline_accuracy": constant["accuracy"],
     "balanced_counts": balanced.after,
 }
-(out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+with open(out / "metrics.json", "w") as file:
+    json.dump(metrics, file, indent=2)
 
 # %%
 what_this_run_showed(out / "metrics.json", config)

@@ -36,7 +36,6 @@ import textwrap
 
 import pandas as pd
 from IPython.display import HTML, display
-from transformers import AutoProcessor
 
 from recipe_utils import plots
 from recipe_utils.clips import link
@@ -44,7 +43,7 @@ from recipe_utils.config import load_config, repo_path, resolve_model, run_dir
 from recipe_utils.metrics import PUBLISHED, read_predictions
 from recipe_utils.pipeline import zero_shot_stage
 from recipe_utils.prompts import load_prompt
-from recipe_utils.scoring import video_input
+from recipe_utils.scoring import video_inputs
 from recipe_utils.takeaways import is_synthetic, what_this_run_showed
 from recipe_utils.videophy2 import label_counts
 
@@ -81,7 +80,6 @@ print("USER:", prompt.user)
 # this run under each setting, with the processor the model uses.
 
 # %%
-processor = AutoProcessor.from_pretrained(resolve_model(config, run), use_fast=True)
 full = load_config("full")
 settings = {
     f"{PROFILE} scoring": config["scoring"]["video"],
@@ -91,7 +89,7 @@ settings = {
 }
 clip_path = next((run / "data").rglob("*.mp4"))
 print("clip:", clip_path.name)
-pd.DataFrame({name: video_input(processor, clip_path, s) for name, s in settings.items()}).T
+pd.DataFrame(video_inputs(resolve_model(config, run), clip_path, settings)).T
 
 # %% [markdown]
 # ## Score the evaluation split
@@ -151,7 +149,8 @@ fig = plots.confusion(metrics, "Zero-shot: human pc vs predicted")
 plots.save_figure(fig, figures / "confusion.png")
 
 # %%
-(run / "02_zero_shot" / "metrics.json").write_text(json.dumps(metrics, indent=2))
+with open(run / "02_zero_shot" / "metrics.json", "w") as file:
+    json.dump(metrics, file, indent=2)
 
 # %%
 what_this_run_showed(run / "02_zero_shot" / "metrics.json", config)

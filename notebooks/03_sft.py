@@ -152,7 +152,8 @@ metrics = {
     "train_loss_first": sum(e["loss"] for e in log[:window]) / window,
     "train_loss_last": sum(e["loss"] for e in log[-window:]) / window,
 }
-(out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+with open(out / "metrics.json", "w") as file:
+    json.dump(metrics, file, indent=2)
 
 # %%
 what_this_run_showed(out / "metrics.json", config)

@@ -34,7 +34,6 @@
 import json
 
 import pandas as pd
-import torch
 
 from recipe_utils import plots
 from recipe_utils.clips import Gallery, scored_clip
@@ -45,6 +44,9 @@ from recipe_utils.rewards import accuracy_reward, format_reward
 from recipe_utils.takeaways import is_synthetic, what_this_run_showed
 from recipe_utils.train import GRPOSettings, group_advantages, read_log
 from recipe_utils.videophy2 import load_rows
+
+# isort: split
+import torch  # after recipe_utils, which quiets torch's known import-time warnings
 
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
@@ -213,7 +215,8 @@ metrics = {
     "prediction_histogram": best["prediction_histogram"],
     "rollout_histograms": histograms,
 }
-(out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+with open(out / "metrics.json", "w") as file:
+    json.dump(metrics, file, indent=2)
 
 # %%
 what_this_run_showed(out / "metrics.json", config)

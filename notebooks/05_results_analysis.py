@@ -26,6 +26,7 @@
 import json
 
 import pandas as pd
+from IPython.display import Markdown
 
 from recipe_utils import plots
 from recipe_utils.clips import Gallery, scored_clip
@@ -143,8 +144,9 @@ Gallery(
 
 # %%
 summary_json, summary_md = write_summary(run, systems, is_synthetic(config))
-(out / "metrics.json").write_text(json.dumps({"systems": json.loads(summary_json.read_text())}))
-print(summary_md.read_text())
+with open(out / "metrics.json", "w") as file:
+    json.dump({"systems": json.loads(summary_json.read_text())}, file, indent=2)
+Markdown(summary_md.read_text())
 
 # %%
 what_this_run_showed(out / "metrics.json", config)

@@ -201,6 +201,14 @@ def video_input(processor, path: str | Path, settings: dict) -> dict:
     }
 
 
+def video_inputs(model: str | Path, path: str | Path, settings: dict[str, dict]) -> dict[str, dict]:
+    """`video_input` of one clip under each named video setting, with the model's processor."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(model), use_fast=True)
+    return {name: video_input(processor, path, each) for name, each in settings.items()}
+
+
 class TransformersScorer:
     """Batched `generate` with a Hugging Face model; runs on CPU and on one GPU."""
 

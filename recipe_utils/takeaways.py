@@ -20,6 +20,10 @@ SYNTHETIC_NOTE = (
     "These are **synthetic** clips scored by the tiny model: the numbers show what each stage "
     "changes, they are not VideoPhy-2 results and are not comparable with published ones."
 )
+SYNTHETIC_DATA_NOTE = (
+    "The clips and labels are **synthetic** (the course's generator, exact labels): the shares "
+    "and the baseline above are the generator's, not VideoPhy-2's."
+)
 Interval = Sequence[float] | None
 
 
@@ -138,7 +142,7 @@ def dataset_tour(metrics: dict, synthetic: bool) -> list[str]:
         f"Balancing resamples every label to {next(iter(metrics['balanced_counts'].values()))} "
         "rows, so a policy trained by reward cannot win by always answering the frequent label.",
     ]
-    return lines + ([SYNTHETIC_NOTE] if synthetic else [])
+    return lines + ([SYNTHETIC_DATA_NOTE] if synthetic else [])
 
 
 def zero_shot(metrics: dict, synthetic: bool) -> list[str]:
