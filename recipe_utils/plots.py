@@ -311,7 +311,7 @@ def correlation_bars(
         end = value if ci is None else max(value, ci[1])
         ax.text(end, y, f"  {value:.3f}", va="center", fontsize=8)
     ax.set_yticks(range(len(entries)), [entry[0] for entry in entries], fontsize=8)
-    ax.invert_yaxis()
+    ax.set_ylim(len(entries) - 0.5, -0.5)  # top to bottom, rows without a bar included
     ax.axvline(0, color="black", linewidth=0.8)
     groups = [(f"this run:\n{data}", 0, len(named))]
     groups += [("published:\nVideoPhy-2 test", len(named), len(entries))] if published else []

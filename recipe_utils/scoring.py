@@ -190,13 +190,18 @@ def video_input(processor, path: str | Path, settings: dict) -> dict:
     inputs = chat_inputs(processor, [messages], [clip])
     pad = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
     temporal, rows, columns = (int(n) for n in inputs["video_grid_thw"][0])
+    merge = processor.video_processor.merge_size
     return {
         "fps": settings["fps"],
-        **budget,
+        "pixel budget": ", ".join(
+            f"{budget[key]:,} {unit}"
+            for key, unit in (("total_pixels", "per clip"), ("max_pixels", "per frame"))
+            if key in budget
+        ),
         "frames kept": len(clip.frames),
         "frame size (h x w)": f"{clip.frames.shape[1]} x {clip.frames.shape[2]}",
-        "temporal patches (2 frames each)": temporal,
-        "patches per frame (14 px)": rows * columns,
+        "frame pairs": temporal,
+        "tokens per pair": rows * columns // merge**2,
         "visual tokens": int((inputs["input_ids"] == pad).sum()),
     }
 
