@@ -26,10 +26,10 @@
 import json
 
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown, display
 
 from recipe_utils import plots
-from recipe_utils.clips import Gallery, scored_clip
+from recipe_utils.clips import Gallery, link, scored_clip
 from recipe_utils.config import load_config, resolve_source, run_dir
 from recipe_utils.metrics import PUBLISHED
 from recipe_utils.summary import (
@@ -146,6 +146,7 @@ Gallery(
 summary_json, summary_md = write_summary(run, systems, is_synthetic(config))
 with open(out / "metrics.json", "w") as file:
     json.dump({"systems": json.loads(summary_json.read_text())}, file, indent=2)
+display(HTML(f"Written for the run: {link(summary_md)} and {link(summary_json)}"))
 Markdown(summary_md.read_text())
 
 # %%
