@@ -1,6 +1,7 @@
 """Support package of the physical-plausibility course: every notebook cell that does work calls it."""
 
 import logging
+import os
 import warnings
 
 __version__ = "0.1.0"
@@ -15,3 +16,6 @@ warnings.filterwarnings(
 logging.getLogger("torch.utils._pytree").addFilter(
     lambda record: "is an Enum subclass" not in record.getMessage()
 )
+# `datasets` draws its own widget bars in a notebook, which a saved notebook keeps as "0%"; the
+# course's bars are text (recipe_utils.progress).
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")

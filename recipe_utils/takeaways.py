@@ -183,9 +183,17 @@ def sft(metrics: dict, synthetic: bool) -> list[str]:
     lines = [
         f"The training loss fell from {fmt(metrics['train_loss_first'])} to "
         f"{fmt(metrics['train_loss_last'])} (mean of the first and last tenth of the steps).",
-        f"The best checkpoint by validation r is step {best['step']}: accuracy "
-        f"{fmt(best['accuracy'])}{fmt_ci(best.get('accuracy_ci'))}, against "
-        f"{fmt(metrics['majority_baseline_accuracy'])} for always answering the majority label.",
+        f"The best checkpoint is step {best['step']}. Against always answering the majority "
+        "label: "
+        + compare(
+            "SFT accuracy",
+            best["accuracy"],
+            best.get("accuracy_ci"),
+            "majority label",
+            metrics["majority_baseline_accuracy"],
+            None,
+        )
+        + ".",
         "Accuracy after SFT: "
         + compare(
             "SFT",

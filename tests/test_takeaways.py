@@ -42,7 +42,7 @@ WORSE_GRPO["best"] |= {"pearson": 0.412, "pearson_ci": [0.25, 0.55], "accuracy":
 
 def write(tmp_path, folder, metrics):
     path = tmp_path / folder / "metrics.json"
-    path.parent.mkdir()
+    path.parent.mkdir(parents=True)
     path.write_text(json.dumps(metrics))
     return path
 
@@ -157,3 +157,18 @@ def test_slice_note_names_useless_slices_only():
     assert "nothing to compare" in slice_note(rows, "model_name")
     assert "is_hard = 1 on exactly the rows with pc 4" in slice_note(rows, "is_hard")
     assert slice_note(rows, "category") is None
+
+
+def test_sft_is_judged_against_the_majority_label(tmp_path):
+    metrics = {
+        "majority_baseline_accuracy": 0.283,
+        "zero_shot": {"accuracy": 0.0, "pearson": None, "spearman": None},
+        "best": sft_metrics(),
+        "train_loss_first": 7.0,
+        "train_loss_last": 0.3,
+    }
+    shown = text(tmp_path, "03_sft", metrics)
+    assert "SFT accuracy 0.550 [0.460, 0.640] vs majority label 0.283: better" in shown
+    assert "SFT step 1200 Pearson r 0.766 [0.700, 0.830]: correlated" in shown
+    weak = metrics | {"best": sft_metrics() | {"accuracy_ci": [0.2, 0.6]}}
+    assert "vs majority label 0.283: within noise" in text(tmp_path / "b", "03_sft", weak, FULL)
