@@ -37,6 +37,7 @@ from recipe_utils.summary import (
     collect,
     disagreements,
     published_rows,
+    readable,
     records,
     results_rows,
     sweep_curves,
@@ -59,14 +60,14 @@ systems = collect(run)
 by_system = records(run)
 named = {SYSTEMS[name]: metrics for name, metrics in systems.items()}
 data = "synthetic clips" if is_synthetic(config) else "VideoPhy-2 test"
-pd.DataFrame(results_rows(systems, data)).set_index("system")
+readable(pd.DataFrame(results_rows(systems, data)).set_index("system"))
 
 # %% [markdown]
 # Published results on the real VideoPhy-2 test split, in a table of their own: they report
 # accuracy and Pearson r only, and none of them was computed by this run.
 
 # %%
-pd.DataFrame(published_rows()).set_index("system").fillna("not reported")
+readable(pd.DataFrame(published_rows()).set_index("system"), "not reported")
 
 # %%
 fig = plots.correlation_bars(named, PUBLISHED, data)
@@ -75,7 +76,8 @@ plots.save_figure(fig, out / "correlation_bars.png")
 # %% [markdown]
 # ## Training curves
 # Checkpoint choice depends on the metric: accuracy and correlation need not peak together.
-# GRPO starts from the best SFT checkpoint, so its steps continue from that SFT step.
+# GRPO starts from the best SFT checkpoint, so its steps continue from that SFT step; its first
+# point is that checkpoint scored with the GRPO prompt, so it need not sit on the SFT curve.
 
 # %%
 for metric in ("accuracy", "pearson"):
@@ -115,15 +117,17 @@ for column in ("model_name", "is_hard"):
 best = max(("sft", "grpo"), key=lambda name: systems[name]["pearson"] or -1.0)
 fig = plots.expected_vs_sampled(by_system[best])
 plots.save_figure(fig, out / "expected_vs_sampled.png")
-pd.DataFrame(
-    {
-        SYSTEMS[name]: {
-            "sampled answer r": m["pearson"],
-            "expected score r": (m["expected"] or {}).get("pearson"),
+readable(
+    pd.DataFrame(
+        {
+            SYSTEMS[name]: {
+                "sampled answer r": m["pearson"],
+                "expected score r": (m["expected"] or {}).get("pearson"),
+            }
+            for name, m in systems.items()
         }
-        for name, m in systems.items()
-    }
-).T
+    ).T
+)
 
 # %% [markdown]
 # ## Where the models disagree most

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from .metrics import PUBLISHED, read_predictions
 
 SYSTEMS = {"zero_shot": "zero-shot", "sft": "SFT best", "grpo": "GRPO best"}
@@ -76,6 +78,11 @@ def published_rows() -> list[dict]:
         {"system": row["system"], "accuracy": row["accuracy"], "pearson": row["pearson"]}
         for row in PUBLISHED
     ]
+
+
+def readable(table: pd.DataFrame, missing: str = "undefined") -> pd.DataFrame:
+    """The table with its missing values (None, NaN) named, as a notebook shows it."""
+    return table.astype(object).where(table.notna(), missing)
 
 
 def markdown_table(rows: list[dict], columns: tuple[str, ...] | None = None) -> str:
