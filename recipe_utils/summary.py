@@ -103,7 +103,7 @@ def sweep_curves(run: Path) -> dict[str, list[dict]]:
 
 
 def disagreements(by_system: dict[str, list[dict]], n: int = 3) -> list[dict]:
-    """The videos whose parsed scores differ most between systems, with every raw answer."""
+    """The videos whose parsed scores differ most between systems (ids, human and parsed scores)."""
     names = list(by_system)
     indexed = {name: {r["id"]: r for r in recs} for name, recs in by_system.items()}
     shared = set.intersection(*(set(index) for index in indexed.values()))
@@ -117,9 +117,7 @@ def disagreements(by_system: dict[str, list[dict]], n: int = 3) -> list[dict]:
                 "id": video_id,
                 "pc": indexed[names[0]][video_id]["pc"],
                 "spread": spread,
-                "video": indexed[names[0]][video_id].get("video"),
                 "preds": preds,
-                "raw": {name: indexed[name][video_id]["raw"][:1] for name in names},
             }
         )
     found.sort(key=lambda row: (-row["spread"], row["id"]))
