@@ -36,10 +36,12 @@ import json
 from IPython.display import display
 
 from recipe_utils import plots
+from recipe_utils.clips import Gallery, row_clip, violations
 from recipe_utils.config import load_config, run_dir
 from recipe_utils.metrics import compute_metrics
 from recipe_utils.pipeline import resolve_source
 from recipe_utils.report import clip_browser
+from recipe_utils.takeaways import slice_note, what_this_run_showed
 from recipe_utils.video import load_clip
 from recipe_utils.videophy2 import balance_labels, download_videos, label_counts, load_rows
 
@@ -75,10 +77,15 @@ plots.save_figure(fig, out / "label_histograms.png")
 # %% [markdown]
 # ## Where physics breaks
 # Mean `pc` per generator (in VideoPhy-2 every generator has its own habits), per category,
-# and for the hard subset.
+# and for the hard subset. A slice that cannot tell anything (one value only, or a copy of one
+# `pc` value) is named instead of drawn.
 
 # %%
 for column in ("model_name", "category", "is_hard"):
+    note = slice_note(train, column)
+    if note:
+        print(f"{column}: {note}")
+        continue
     fig = plots.label_by_group(train, column)
     plots.save_figure(fig, out / f"pc_by_{column}.png")
 
@@ -101,8 +108,9 @@ print(
 
 # %% [markdown]
 # ## Looking at clips
-# Low- and high-scoring clips side by side. In the synthetic set every violation is listed in
-# `human_violated_rules`.
+# Low- and high-scoring clips side by side, each with its scores and the violations people
+# annotated (`human_violated_rules`). They play in the saved notebook too (no kernel needed);
+# the file link opens the clip in JupyterLab.
 
 # %%
 # hub rows get their videos on disk first (the synthetic rows already point at theirs)
@@ -110,9 +118,15 @@ if any(r["video"] is None for r in train[: 4 * N_EXAMPLES]):
     download_videos(train[: 4 * N_EXAMPLES], run / "data")
 low = [r for r in train if r["pc"] <= 2 and r["video"]][:N_EXAMPLES]
 high = [r for r in train if r["pc"] >= 5 and r["video"]][:N_EXAMPLES]
+Gallery([row_clip(r) for r in low + high])
+
+# %% [markdown]
+# The same clips as still frames, for a printout or a viewer that does not play video.
+
+# %%
 clips = [
     (
-        f"pc={r['pc']} · {', '.join(r['human_violated_rules']) or 'no violation'}",
+        f"pc={r['pc']} · {len(violations(r))} violation(s)",
         load_clip(r["video"], fps=4, max_pixels=112 * 112).frames,
     )
     for r in low + high
@@ -124,7 +138,7 @@ plots.save_figure(fig, out / "frames_low_vs_high.png")
 if INTERACTIVE:
     display(clip_browser([r for r in train if r["video"]][:50]))
 else:
-    print("headless run: see the frame grid above (set INTERACTIVE = True to browse clips)")
+    print("headless run: the clips above play as they are (set INTERACTIVE = True to browse more)")
 
 # %% [markdown]
 # ## Balancing labels (used before GRPO)
@@ -147,5 +161,8 @@ metrics = {
     "majority_baseline_accuracy": constant["accuracy"],
     "balanced_counts": balanced.after,
 }
-(out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-metrics
+with open(out / "metrics.json", "w") as file:
+    json.dump(metrics, file, indent=2)
+
+# %%
+what_this_run_showed(out / "metrics.json", config)

@@ -32,12 +32,20 @@
 
 # %%
 import json
+import textwrap
+
+import pandas as pd
+from IPython.display import HTML, display
 
 from recipe_utils import plots
+from recipe_utils.clips import link
 from recipe_utils.config import load_config, repo_path, run_dir
 from recipe_utils.metrics import PUBLISHED, read_predictions
-from recipe_utils.pipeline import zero_shot_stage
+from recipe_utils.pipeline import resolve_model, zero_shot_stage
 from recipe_utils.prompts import load_prompt
+from recipe_utils.scoring import video_inputs
+from recipe_utils.takeaways import is_synthetic, what_this_run_showed
+from recipe_utils.video import load_clip, resize, write_clip
 from recipe_utils.videophy2 import label_counts
 
 # %% tags=["parameters"]
@@ -59,59 +67,94 @@ print("USER:", prompt.user)
 # and consistency over time (nothing appears, vanishes or jumps). The score rubric ties each
 # number to how many and how bad the violations are, and the template asks for the number
 # inside `<answer>` tags so it can be read without guessing.
-#
+
+# %% [markdown]
+# ## What the model sees of a video
+# Qwen2.5-VL (the model inside Cosmos-Reason1) does not watch a video: it reads a few frames.
+# The clip is sampled at `fps` frames per second (an even count: the vision tower takes frames
+# in pairs, *temporal patches* of 2), every frame is resized so both sides are multiples of 28
+# pixels (14 px patches, merged 2x2), and each merged 28x28 patch of a frame pair becomes one
+# visual token. More frames or larger frames cost more tokens, hence memory and time.
+# Scoring uses `fps: 16` with `total_pixels`, a budget for the *whole clip*: a long clip gets
+# smaller frames, so every clip fits the context while fast events (a ball passing through a
+# wall in a few frames) are still sampled. Training uses `fps: 1` with `max_pixels`, a cap *per
+# frame*: few, sharper frames keep each training example cheap. The table counts one clip of
+# this run under each setting, with the processor the model uses: the course's synthetic clips
+# are small (no budget shrinks them), so the same clip enlarged to a VideoPhy-2 frame size
+# shows what the budgets trade.
+
+# %%
+full = load_config("full")
+settings = {
+    f"{PROFILE} scoring": config["scoring"]["video"],
+    f"{PROFILE} training (SFT)": config["sft"]["video"],
+    "full scoring (recipe)": full["scoring"]["video"],
+    "full training (recipe)": full["sft"]["video"],
+}
+clip_path = next((run / "data").rglob("*.mp4"))
+# the same clip enlarged to 832 x 480, a frame size VideoPhy-2's generators write
+source = load_clip(clip_path, fps=8, max_pixels=832 * 480)
+enlarged = run / "02_zero_shot" / "clip_832x480.mp4"
+enlarged.parent.mkdir(exist_ok=True)
+write_clip(enlarged, resize(source.frames, 480, 832), fps=round(source.fps))
+for path in (clip_path, enlarged):
+    print(f"{path.name}:")
+    display(pd.DataFrame(video_inputs(resolve_model(config, run), path, settings)).T)
+
+# %% [markdown]
 # ## Score the evaluation split
 # Scoring appends one line per video to `zero_shot/predictions.jsonl` as it goes: stop the cell
-# and run it again, and it continues where it stopped. `zero_shot/report.html` shows every
-# video's frames, answer and human score.
+# and run it again, and it continues where it stopped. `zero_shot/report.html` (link below) shows
+# every video's frames, answer and human score.
 
 # %%
 metrics = zero_shot_stage(config, run)
 records = read_predictions(run / "zero_shot" / "predictions.jsonl")
-keys = (
-    "n",
-    "accuracy",
-    "accuracy_ci",
-    "pearson",
-    "pearson_ci",
-    "spearman",
-    "mae",
-    "within1",
-    "parse_failure_rate",
-)
-{k: metrics[k] for k in keys} | {
-    "expected_score_pearson": (metrics["expected"] or {}).get("pearson"),
-    "notes": metrics["notes"],
-}
+display(HTML(f"Every video scored: {link(run / 'zero_shot' / 'report.html')}"))
+keys = ("n", "accuracy", "accuracy_ci", "pearson", "pearson_ci", "spearman", "mae", "within1")
+pd.Series({k: metrics[k] for k in (*keys, "parse_failure_rate")}).to_frame("zero-shot")
 
 # %% [markdown]
 # ## Against published numbers
-# Grey hatched bars are published results on the real VideoPhy-2 test split (from the papers
-# and the recipe), not something this notebook ran. On the smoke profile the comparison only
-# shows the plot; the numbers mean something on the full profile.
+# Grey hatched bars, below the line, are published results on the real VideoPhy-2 test split
+# (from the papers and the recipe), not something this notebook ran. On the smoke profile this
+# run's bar is the tiny model on synthetic clips: it shows the plot, not a comparable number.
 
 # %%
 figures = run / "02_zero_shot"
 figures.mkdir(exist_ok=True)
-fig = plots.correlation_bars({"zero-shot (this run)": metrics}, PUBLISHED)
+data = "synthetic clips" if is_synthetic(config) else "VideoPhy-2 test"
+fig = plots.correlation_bars({"zero-shot": metrics}, PUBLISHED, data)
 plots.save_figure(fig, figures / "correlation_bars.png")
-
-# %%
-fig = plots.confusion(metrics, "Zero-shot: human pc vs predicted")
-plots.save_figure(fig, figures / "confusion.png")
-fig = plots.prediction_histograms({"zero-shot": metrics}, label_counts(records))
-plots.save_figure(fig, figures / "prediction_histogram.png")
 
 # %% [markdown]
 # ## What the model wrote
+# Whole answers, the score parsed from `<answer>N</answer>` (None: no parseable score) and the
+# expected score, the mean of 1..5 weighted by the probabilities of the digit tokens where the
+# score is written (None when no score token was written).
 
 # %%
 for record in records[:N_EXAMPLES]:
+    expected = "None" if record["expected"] is None else f"{record['expected']:.2f}"
     print(
-        f"{record['id']}  human pc={record['pc']}  parsed={record['pred']}  "
-        f"expected={record['expected']}\n  {record['raw'][0][:300]!r}\n"
+        f"{record['id']}  human pc={record['pc']}  parsed={record['pred']}  expected={expected}\n"
+        + textwrap.indent(record["raw"][0] or "(empty answer)", "    | ")
+        + "\n"
     )
 
+# %% [markdown]
+# Where the answers go: the share of each parsed score next to the human labels. Published
+# zero-shot runs bunch at 3-4; the last bar counts answers with no parseable score.
+
 # %%
-(run / "02_zero_shot" / "metrics.json").write_text(json.dumps(metrics, indent=2))
-{k: metrics[k] for k in ("n", "accuracy", "pearson", "parse_failure_rate")}
+fig = plots.prediction_histograms({"zero-shot": metrics}, label_counts(records))
+plots.save_figure(fig, figures / "prediction_histogram.png")
+fig = plots.confusion(metrics, "Zero-shot: human pc vs predicted")
+plots.save_figure(fig, figures / "confusion.png")
+
+# %%
+with open(run / "02_zero_shot" / "metrics.json", "w") as file:
+    json.dump(metrics, file, indent=2)
+
+# %%
+what_this_run_showed(run / "02_zero_shot" / "metrics.json", config)

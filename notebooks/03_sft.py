@@ -43,12 +43,16 @@
 # %%
 import json
 
+import pandas as pd
+
 from recipe_utils import plots
+from recipe_utils.clips import Gallery, scored_clip
 from recipe_utils.config import load_config, run_dir
 from recipe_utils.metrics import PUBLISHED_SFT_STEPS, compute_metrics, read_predictions
-from recipe_utils.pipeline import dataset_stage, sweep_stage, train_stage
+from recipe_utils.pipeline import dataset_stage, resolve_source, sweep_stage, train_stage
+from recipe_utils.takeaways import is_synthetic, what_this_run_showed
 from recipe_utils.train import read_log
-from recipe_utils.videophy2 import load_conversations
+from recipe_utils.videophy2 import load_conversations, load_rows
 
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
@@ -84,27 +88,27 @@ plots.save_figure(fig, out / "loss_curve.png")
 
 # %% [markdown]
 # ## Score every checkpoint
+# On the full profile the dashed grey line is the published SFT best on VideoPhy-2. On the
+# smoke profile the curve is the tiny model on synthetic clips, so no published line is drawn:
+# the two would share an axis but not a meaning.
 
 # %%
 sweep = sweep_stage("sft", config, run)
 zero_shot = json.loads((run / "zero_shot" / "metrics.json").read_text())
 published_best = max(PUBLISHED_SFT_STEPS, key=lambda row: row["pearson"])
+data = "synthetic clips" if is_synthetic(config) else "VideoPhy-2"
 for metric in ("accuracy", "pearson"):
-    fig = plots.metric_vs_step(
-        {"SFT (this run)": sweep["steps"]},
-        metric,
-        {
-            "zero-shot (this run)": zero_shot[metric],
-            f"published SFT best (step {published_best['step']})": published_best[metric],
-        },
-    )
+    references = {"zero-shot (this run)": zero_shot[metric]}
+    if not is_synthetic(config):
+        references[f"published SFT best (step {published_best['step']})"] = published_best[metric]
+    fig = plots.metric_vs_step({f"SFT (this run, {data})": sweep["steps"]}, metric, references)
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
-sweep["steps"]
+pd.DataFrame(sweep["steps"]).set_index("step")
 
 # %% [markdown]
 # ## Before and after
 # The same clips (one for each human score), scored by the model before fine-tuning and by
-# the best checkpoint.
+# the best checkpoint, with the whole answers.
 
 # %%
 best = sweep["best_by_pearson"] or sweep["best_by_accuracy"]
@@ -114,13 +118,17 @@ after = {
     for r in read_predictions(run / "sft" / "sweep" / f"step_{best_step}" / "predictions.jsonl")
 }
 before = read_predictions(run / "zero_shot" / "predictions.jsonl")
+rows = {r["id"]: r for r in load_rows(*resolve_source(config, run, "eval")).rows}
 one_per_score = {record["pc"]: record for record in reversed(before)}
-for record in [one_per_score[pc] for pc in sorted(one_per_score)][:N_EXAMPLES]:
-    tuned = after[record["id"]]
-    print(
-        f"{record['id']} human pc={record['pc']}\n  before: {record['raw'][0][:120]!r}\n"
-        f"  after (step {best_step}): {tuned['raw'][0]!r}"
-    )
+Gallery(
+    [
+        scored_clip(
+            rows[record["id"]],
+            {"before (zero-shot)": record, f"after (SFT step {best_step})": after[record["id"]]},
+        )
+        for record in [one_per_score[pc] for pc in sorted(one_per_score)][:N_EXAMPLES]
+    ]
+)
 
 # %%
 best_metrics = json.loads(
@@ -145,5 +153,8 @@ metrics = {
     "train_loss_first": sum(e["loss"] for e in log[:window]) / window,
     "train_loss_last": sum(e["loss"] for e in log[-window:]) / window,
 }
-(out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-metrics
+with open(out / "metrics.json", "w") as file:
+    json.dump(metrics, file, indent=2)
+
+# %%
+what_this_run_showed(out / "metrics.json", config)

@@ -33,14 +33,20 @@
 # %%
 import json
 
-import torch
+import pandas as pd
 
 from recipe_utils import plots
+from recipe_utils.clips import Gallery, scored_clip
 from recipe_utils.config import load_config, run_dir, with_overrides
 from recipe_utils.metrics import PUBLISHED, read_predictions
-from recipe_utils.pipeline import dataset_stage, sweep_stage, train_stage
+from recipe_utils.pipeline import dataset_stage, resolve_source, sweep_stage, train_stage
 from recipe_utils.rewards import accuracy_reward, format_reward
+from recipe_utils.takeaways import is_synthetic, what_this_run_showed
 from recipe_utils.train import GRPOSettings, group_advantages, read_log
+from recipe_utils.videophy2 import load_rows
+
+# isort: split
+import torch  # after recipe_utils, which quiets torch's known import-time warnings
 
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
@@ -159,20 +165,23 @@ plots.save_figure(fig, out / "balanced_vs_unbalanced.png")
 
 # %% [markdown]
 # ## Score every checkpoint
-# Step 0 is the SFT checkpoint GRPO started from, scored with the GRPO prompt.
+# Step 0 is the model GRPO started from (`grpo.start`: the SFT checkpoint in smoke, the base
+# model in full, as the recipe's RL config), scored with the GRPO prompt. On the full
+# profile the grey line is the published GRPO result on VideoPhy-2; the smoke profile's curve is
+# the tiny model on synthetic clips, so no published line is drawn.
 
 # %%
 sweep = sweep_stage("grpo", config, run)
 sft = json.loads((run / "03_sft" / "metrics.json").read_text())["best"]
 published = next(row for row in PUBLISHED if "GRPO" in row["system"])
+data = "synthetic clips" if is_synthetic(config) else "VideoPhy-2"
 for metric in ("accuracy", "pearson"):
-    fig = plots.metric_vs_step(
-        {"GRPO (this run)": sweep["steps"]},
-        metric,
-        {"SFT best (this run)": sft[metric], f"published {published['system']}": published[metric]},
-    )
+    references = {f"SFT step {sft['step']} (this run)": sft[metric]}
+    if not is_synthetic(config):
+        references[f"published {published['system']}"] = published[metric]
+    fig = plots.metric_vs_step({f"GRPO (this run, {data})": sweep["steps"]}, metric, references)
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
-sweep["steps"]
+pd.DataFrame(sweep["steps"]).set_index("step")
 
 # %% [markdown]
 # ## An answer before and after
@@ -187,11 +196,13 @@ before_after = [
 ]
 pairs = list(zip(*before_after))
 changed = [(b, a) for b, a in pairs if b["pred"] != a["pred"]]
-for before, after in (changed or pairs)[:2]:
-    print(
-        f"{before['id']} human pc={before['pc']}\n  before: {before['raw'][0]!r}\n"
-        f"  after (step {best_step}): {after['raw'][0]!r}\n"
-    )
+rows = {r["id"]: r for r in load_rows(*resolve_source(config, run, "eval")).rows}
+Gallery(
+    [
+        scored_clip(rows[b["id"]], {"before (SFT start)": b, f"after (GRPO step {best_step})": a})
+        for b, a in (changed or pairs)[:2]
+    ]
+)
 
 # %%
 best = json.loads((run / "grpo" / "sweep" / f"step_{best_step}" / "metrics.json").read_text())
@@ -201,10 +212,13 @@ metrics = {
     "reward_last": sum(e["reward_mean"] for e in log[-window:]) / window,
     "sft": {k: sft[k] for k in ("step", "accuracy", "pearson", "pearson_ci")},
     "best": {"step": best_step}
-    | {k: best[k] for k in ("accuracy", "pearson", "spearman", "pearson_ci")},
+    | {k: best[k] for k in ("accuracy", "accuracy_ci", "pearson", "spearman", "pearson_ci")},
     "steps": sweep["steps"],
     "prediction_histogram": best["prediction_histogram"],
     "rollout_histograms": histograms,
 }
-(out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-metrics
+with open(out / "metrics.json", "w") as file:
+    json.dump(metrics, file, indent=2)
+
+# %%
+what_this_run_showed(out / "metrics.json", config)

@@ -26,19 +26,28 @@
 import json
 
 import pandas as pd
+from IPython.display import HTML, Markdown, display
 
 from recipe_utils import plots
+from recipe_utils.clips import Gallery, link, scored_clip
 from recipe_utils.config import load_config, run_dir
 from recipe_utils.metrics import PUBLISHED
+from recipe_utils.pipeline import best_checkpoint, resolve_source, score_args
+from recipe_utils.scoring import score_split
 from recipe_utils.summary import (
     SYSTEMS,
     collect,
     disagreements,
+    published_rows,
+    readable,
     records,
     results_rows,
+    sweep_curves,
     write_summary,
 )
-from recipe_utils.videophy2 import label_counts
+from recipe_utils.synthetic import generate
+from recipe_utils.takeaways import is_synthetic, slice_note, what_this_run_showed
+from recipe_utils.videophy2 import label_counts, load_rows
 
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # the profile whose run folder is read
@@ -54,28 +63,30 @@ out.mkdir(exist_ok=True)
 systems = collect(run)
 by_system = records(run)
 named = {SYSTEMS[name]: metrics for name, metrics in systems.items()}
-pd.DataFrame(results_rows(systems)).set_index("system")
+data = "synthetic clips" if is_synthetic(config) else "VideoPhy-2 test"
+readable(pd.DataFrame(results_rows(systems, data)).set_index("system"))
 
 # %% [markdown]
-# Rows marked *(published)* are results reported on the real VideoPhy-2 test split; on the
-# smoke profile this run's rows come from the tiny model on synthetic clips.
+# Published results on the real VideoPhy-2 test split, in a table of their own: they report
+# accuracy and Pearson r only, and none of them was computed by this run.
 
 # %%
-fig = plots.correlation_bars(named, PUBLISHED)
+readable(pd.DataFrame(published_rows()).set_index("system"), "not reported")
+
+# %%
+fig = plots.correlation_bars(named, PUBLISHED, data)
 plots.save_figure(fig, out / "correlation_bars.png")
 
 # %% [markdown]
 # ## Training curves
 # Checkpoint choice depends on the metric: accuracy and correlation need not peak together.
+# GRPO starts from the best SFT checkpoint, so its steps continue from that SFT step; its first
+# point is that checkpoint scored with the GRPO prompt, so it need not sit on the SFT curve.
 
 # %%
-sweeps = {
-    label: json.loads((run / kind / "sweep" / "sweep.json").read_text())["steps"]
-    for kind, label in (("sft", "SFT"), ("grpo", "GRPO"))
-}
 for metric in ("accuracy", "pearson"):
     fig = plots.metric_vs_step(
-        sweeps, metric, {"zero-shot (this run)": systems["zero_shot"][metric]}
+        sweep_curves(run), metric, {"zero-shot (this run)": systems["zero_shot"][metric]}
     )
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
 
@@ -88,7 +99,6 @@ for metric in ("accuracy", "pearson"):
 # difference between two settings means something only when it is larger than that spread.
 
 # %%
-from IPython.display import Markdown, display
 
 from recipe_utils.compare import comparison, find_runs
 
@@ -111,9 +121,15 @@ plots.save_figure(fig, out / "prediction_histograms.png")
 
 # %% [markdown]
 # ## Slices: generators and the hard subset
+# In VideoPhy-2 every generator has its own habits and the hard subset is where models fail.
+# A slice that cannot tell anything on this split is named instead of drawn.
 
 # %%
 for column in ("model_name", "is_hard"):
+    note = slice_note(by_system["zero_shot"], column)
+    if note:
+        print(f"{column}: {note}")
+        continue
     fig = plots.slice_bars(named, column)
     plots.save_figure(fig, out / f"slices_{column}.png")
 
@@ -125,22 +141,34 @@ for column in ("model_name", "is_hard"):
 best = max(("sft", "grpo"), key=lambda name: systems[name]["pearson"] or -1.0)
 fig = plots.expected_vs_sampled(by_system[best])
 plots.save_figure(fig, out / "expected_vs_sampled.png")
-{
-    SYSTEMS[name]: {
-        "sampled answer r": m["pearson"],
-        "expected score r": (m["expected"] or {}).get("pearson"),
-    }
-    for name, m in systems.items()
-}
+readable(
+    pd.DataFrame(
+        {
+            SYSTEMS[name]: {
+                "sampled answer r": m["pearson"],
+                "expected score r": (m["expected"] or {}).get("pearson"),
+            }
+            for name, m in systems.items()
+        }
+    ).T
+)
 
 # %% [markdown]
 # ## Where the models disagree most
+# The clips whose scores differ most between the three systems, with each system's whole answer.
 
 # %%
-for row in disagreements(by_system, N_DISAGREEMENTS):
-    print(f"{row['id']}  human pc={row['pc']}  predictions={row['preds']}  ({row['video']})")
-    for name, raw in row["raw"].items():
-        print(f"  {SYSTEMS[name]}: {raw[0][:200]!r}" if raw else f"  {SYSTEMS[name]}: (no answer)")
+rows = {r["id"]: r for r in load_rows(*resolve_source(config, run, "eval")).rows}
+by_id = {name: {r["id"]: r for r in recs} for name, recs in by_system.items()}
+Gallery(
+    [
+        scored_clip(
+            rows[row["id"]],
+            {SYSTEMS[name]: recs[row["id"]] for name, recs in by_id.items()},
+        )
+        for row in disagreements(by_system, N_DISAGREEMENTS)
+    ]
+)
 
 # %% [markdown]
 # ## The critic at work: score and filter clips nobody labelled
@@ -152,10 +180,6 @@ for row in disagreements(by_system, N_DISAGREEMENTS):
 # reuse file names, as generators' folders do; on the full profile, downloaded test videos.
 
 # %%
-from recipe_utils.pipeline import best_checkpoint, score_args
-from recipe_utils.scoring import score_split
-from recipe_utils.synthetic import generate
-
 KEEP_ABOVE = 3.0  # keep clips whose expected score (or answer) is above this
 N_CLIPS = 16  # clips scored here
 critic = max(("sft", "grpo"), key=lambda name: systems[name]["pearson"] or -1.0)
@@ -176,6 +200,11 @@ print(f"the best {critic.upper()} checkpoint keeps {len(kept)} of {len(ranking)}
 ranking.drop(columns="id").head(8)
 
 # %%
-summary_json, summary_md = write_summary(run, systems)
-print(summary_md.read_text())
-json.loads(summary_json.read_text())
+summary_json, summary_md = write_summary(run, systems, is_synthetic(config))
+with open(out / "metrics.json", "w") as file:
+    json.dump({"systems": json.loads(summary_json.read_text())}, file, indent=2)
+display(HTML(f"Written for the run: {link(summary_md)} and {link(summary_json)}"))
+Markdown(summary_md.read_text())
+
+# %%
+what_this_run_showed(out / "metrics.json", config)

@@ -25,11 +25,12 @@ from typing import Any
 import toml
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from recipe_utils.config import CONFIG_DIR, repo_path
 from recipe_utils.prompts import load_prompt
 from recipe_utils.videophy2 import VIDEO_KEYS, load_conversations
+
+from .progress import tqdm
 
 TEMPLATE_DIR = CONFIG_DIR / "cosmos_rl"
 KINDS = ("sft", "grpo")

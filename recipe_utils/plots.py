@@ -41,14 +41,16 @@ def run_color(index: int) -> tuple[float, float, float, float]:
     return plt.get_cmap("tab10")(index % 10)
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG (dpi 120, tight bounding box), creating the parent folder."""
+def save_figure(fig: Figure, path: str | Path) -> None:
+    """Write ``fig`` as a PNG (dpi 120, tight bounding box), creating the parent folder.
+
+    Returns nothing, so a notebook cell that ends with it shows the figure and no path.
+    """
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"save_figure writes PNG files; give a path ending in .png, not {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=120, bbox_inches="tight")
-    return path
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -272,20 +274,25 @@ def prediction_histograms(
 
 
 def correlation_bars(
-    named: Mapping[str, Mapping[str, Any]], published: Sequence[Mapping[str, Any]] = ()
+    named: Mapping[str, Mapping[str, Any]],
+    published: Sequence[Mapping[str, Any]] = (),
+    data: str = "this run",
 ) -> Figure:
-    """Pearson r of this run's systems (with bootstrap CI) next to published systems."""
+    """Pearson r of this run's systems (with bootstrap CI) above published systems.
+
+    The two groups are split by a line and named on the right (`data` says what this run was
+    measured on, e.g. "synthetic clips"), so a synthetic number is never read as a published one.
+    """
     entries = [
         (name, metrics.get("pearson"), metrics.get("pearson_ci"), run_color(index), False)
         for index, (name, metrics) in enumerate(named.items())
     ]
     entries += [
-        (f"{row['system']} (published)", row.get("pearson"), None, PUBLISHED_COLOR, True)
-        for row in published
+        (row["system"], row.get("pearson"), None, PUBLISHED_COLOR, True) for row in published
     ]
     if not entries:
         raise ValueError("correlation_bars needs at least one system or published row.")
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(entries) + 1.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(entries) + 1.6), layout="constrained")
     for y, (_, value, ci, color, is_published) in enumerate(entries):
         if value is None:
             ax.text(0.005, y, "undefined", va="center", fontsize=8)
@@ -294,6 +301,7 @@ def correlation_bars(
         ax.barh(
             y,
             value,
+            height=0.7,
             color=color,
             hatch=PUBLISHED_HATCH if is_published else None,
             edgecolor="white" if is_published else None,
@@ -302,20 +310,25 @@ def correlation_bars(
         )
         end = value if ci is None else max(value, ci[1])
         ax.text(end, y, f"  {value:.3f}", va="center", fontsize=8)
-    ax.set_yticks(range(len(entries)), [entry[0] for entry in entries])
-    ax.invert_yaxis()
+    ax.set_yticks(range(len(entries)), [entry[0] for entry in entries], fontsize=8)
+    ax.set_ylim(len(entries) - 0.5, -0.5)  # top to bottom, rows without a bar included
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_title("Correlation with human pc (error bars: 95% bootstrap CI)")
+    groups = [(f"this run:\n{data}", 0, len(named))]
+    groups += [("published:\nVideoPhy-2 test", len(named), len(entries))] if published else []
+    for label, first, stop in groups:
+        if stop > first:
+            ax.annotate(
+                label,
+                (1.01, (first + stop - 1) / 2),
+                xycoords=("axes fraction", "data"),
+                va="center",
+                fontsize=8,
+            )
+    if named and published:
+        ax.axhline(len(named) - 0.5, color="black", linewidth=1.2)
+    ax.set_title("Correlation with the pc labels (error bars: 95% bootstrap CI)")
     ax.set_xlabel("Pearson r")
     ax.set_ylabel("system")
-    ax.legend(
-        handles=[
-            Patch(color=run_color(0), label="this run"),
-            Patch(facecolor=PUBLISHED_COLOR, hatch=PUBLISHED_HATCH, label="published"),
-        ],
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1),
-    )
     ax.margins(x=0.15)
     return fig
 

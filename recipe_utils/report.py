@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+import textwrap
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
+from .clips import violations
+from .progress import tqdm
 from .video import VideoError, load_clip
 
 THUMB_PIXELS = 112 * 112
@@ -91,11 +93,15 @@ def write_report(
 
 
 def clip_browser(rows: list[dict]):
-    """An ipywidgets browser: pick a clip, watch it, read its caption, labels and broken rules."""
+    """An ipywidgets browser: pick a clip, watch it, read its caption, labels and violations."""
     import ipywidgets as widgets
 
     options = [
-        (f"{row['id']} · pc={row['pc']} · {row['caption'][:50]}", i) for i, row in enumerate(rows)
+        (
+            f"{row['id']} · pc={row['pc']} · {textwrap.shorten(row['caption'], 50, placeholder='...')}",
+            i,
+        )
+        for i, row in enumerate(rows)
     ]
     picker = widgets.Dropdown(options=options, description="clip", layout={"width": "90%"})
     player, info = widgets.HTML(), widgets.HTML()
@@ -107,14 +113,11 @@ def clip_browser(rows: list[dict]):
             f'<video src="data:video/mp4;base64,{data}" width="336" controls autoplay loop '
             "muted></video>"
         )
-        broken = (
-            "".join(f"<li>{html.escape(r)}</li>" for r in row["physics_rules_unfollowed"])
-            or "<li>none</li>"
-        )
+        broken = "".join(f"<li>{html.escape(v)}</li>" for v in violations(row)) or "<li>none</li>"
         info.value = (
             f"<b>{html.escape(row['caption'])}</b><br>physical commonsense pc = {row['pc']}, "
             f"semantic adherence sa = {row['sa']}, generator {html.escape(row['model_name'])}, "
-            f"category {html.escape(row['category'])}<br>rules not followed:<ul>{broken}</ul>"
+            f"category {html.escape(row['category'])}<br>violations:<ul>{broken}</ul>"
         )
 
     picker.observe(show, names="value")

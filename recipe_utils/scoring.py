@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .answers import parse_answer
+from .progress import tqdm
 from .prompts import Prompt
 from .video import Clip, VideoError, load_clip
 from .videophy2 import build_messages
@@ -181,6 +181,40 @@ def chat_inputs(processor, conversations: list[list[dict]], clips: list[Clip]):
         padding=True,
         return_tensors="pt",
     )
+
+
+def video_input(processor, path: str | Path, settings: dict) -> dict:
+    """What the model receives of one clip under video `settings` (fps and a pixel budget):
+    frames kept, their size after resizing, and the visual tokens the processor turns them into
+    (counted as `<|video_pad|>` tokens in the chat it builds, as scoring and training feed it)."""
+    budget = {k: settings[k] for k in ("max_pixels", "total_pixels") if k in settings}
+    clip = load_clip(path, fps=settings["fps"], **budget)
+    messages = [{"role": "user", "content": [{"type": "video", "video": str(path)}]}]
+    inputs = chat_inputs(processor, [messages], [clip])
+    pad = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    temporal, rows, columns = (int(n) for n in inputs["video_grid_thw"][0])
+    merge = processor.video_processor.merge_size
+    return {
+        "fps": settings["fps"],
+        "pixel budget": ", ".join(
+            f"{budget[key]:,} {unit}"
+            for key, unit in (("total_pixels", "per clip"), ("max_pixels", "per frame"))
+            if key in budget
+        ),
+        "frames kept": len(clip.frames),
+        "frame size (h x w)": f"{clip.frames.shape[1]} x {clip.frames.shape[2]}",
+        "frame pairs": temporal,
+        "tokens per pair": rows * columns // merge**2,
+        "visual tokens": int((inputs["input_ids"] == pad).sum()),
+    }
+
+
+def video_inputs(model: str | Path, path: str | Path, settings: dict[str, dict]) -> dict[str, dict]:
+    """`video_input` of one clip under each named video setting, with the model's processor."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(model), use_fast=True)
+    return {name: video_input(processor, path, each) for name, each in settings.items()}
 
 
 class TransformersScorer:

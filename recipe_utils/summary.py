@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from .metrics import PUBLISHED, read_predictions
 
 SYSTEMS = {"zero_shot": "zero-shot", "sft": "SFT best", "grpo": "GRPO best"}
@@ -59,37 +61,52 @@ def _cell(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def results_rows(systems: dict[str, dict]) -> list[dict]:
-    """One row per system of this run, then the published rows, clearly marked as published."""
-    rows = [
+def results_rows(systems: dict[str, dict], data: str = "this run") -> list[dict]:
+    """One row per system of this run; `data` names what it was measured on."""
+    return [
         {
-            "system": f"{SYSTEMS[name]} (this run)",
+            "system": f"{SYSTEMS[name]} ({data})",
             **{k: m.get(k) for k in COLUMNS},
             "accuracy_ci": m.get("accuracy_ci"),
             "pearson_ci": m.get("pearson_ci"),
         }
         for name, m in systems.items()
     ]
-    rows += [
-        {
-            "system": f"{row['system']} (published)",
-            "accuracy": row["accuracy"],
-            "pearson": row["pearson"],
-        }
+
+
+def published_rows() -> list[dict]:
+    """The published VideoPhy-2 test-split results, in a table of their own: they report only
+    accuracy and Pearson r, and they were not measured by this run."""
+    return [
+        {"system": row["system"], "accuracy": row["accuracy"], "pearson": row["pearson"]}
         for row in PUBLISHED
     ]
-    return rows
 
 
-def markdown_table(rows: list[dict]) -> str:
-    columns = ["system", *COLUMNS, "accuracy_ci", "pearson_ci"]
+def readable(table: pd.DataFrame, missing: str = "undefined") -> pd.DataFrame:
+    """The table with its missing values (None, NaN) named, as a notebook shows it."""
+    return table.astype(object).where(table.notna(), missing)
+
+
+def markdown_table(rows: list[dict], columns: tuple[str, ...] | None = None) -> str:
+    columns = columns or ("system", *COLUMNS, "accuracy_ci", "pearson_ci")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
+def sweep_curves(run: Path) -> dict[str, list[dict]]:
+    """SFT and GRPO checkpoint metrics on one step axis: GRPO starts from the SFT checkpoint
+    it was trained from, so its steps are counted on from that SFT step."""
+    sft = _read(run / "sft" / "sweep" / "sweep.json")["steps"]
+    grpo = _read(run / "grpo" / "sweep" / "sweep.json")["steps"]
+    start = _read(run / "04_grpo" / "metrics.json")["sft"]["step"]
+    shifted = [point | {"step": point["step"] + start} for point in grpo]
+    return {"SFT": sft, f"GRPO (from SFT step {start})": shifted}
+
+
 def disagreements(by_system: dict[str, list[dict]], n: int = 3) -> list[dict]:
-    """The videos whose parsed scores differ most between systems, with every raw answer."""
+    """The videos whose parsed scores differ most between systems (ids, human and parsed scores)."""
     names = list(by_system)
     indexed = {name: {r["id"]: r for r in recs} for name, recs in by_system.items()}
     shared = set.intersection(*(set(index) for index in indexed.values()))
@@ -103,27 +120,34 @@ def disagreements(by_system: dict[str, list[dict]], n: int = 3) -> list[dict]:
                 "id": video_id,
                 "pc": indexed[names[0]][video_id]["pc"],
                 "spread": spread,
-                "video": indexed[names[0]][video_id].get("video"),
                 "preds": preds,
-                "raw": {name: indexed[name][video_id]["raw"][:1] for name in names},
             }
         )
     found.sort(key=lambda row: (-row["spread"], row["id"]))
     return found[:n]
 
 
-def write_summary(run: Path, systems: dict[str, dict]) -> tuple[Path, Path]:
+def write_summary(run: Path, systems: dict[str, dict], synthetic: bool) -> tuple[Path, Path]:
     """`summary.json` (the three systems' headline metrics) and `summary.md` in the run folder."""
     keep = (*COLUMNS, "accuracy_ci", "pearson_ci", "n", "step")
     summary = {name: {k: m[k] for k in keep if k in m} for name, m in systems.items()}
     json_path = run / "summary.json"
     json_path.write_text(json.dumps(summary, indent=2, allow_nan=False))
+    data = "synthetic clips" if synthetic else "VideoPhy-2 test split"
+    labels = (
+        "The labels are **synthetic**: the course's generated physics clips with exact `pc` "
+        "scores, not human ratings. These numbers show that the pipeline works and what each "
+        "stage changes; they are not VideoPhy-2 results."
+        if synthetic
+        else "Metrics on the VideoPhy-2 test split against human `pc` scores."
+    )
     md_path = run / "summary.md"
     md_path.write_text(
         "# Physical plausibility: results of this run\n\n"
-        "Metrics on the evaluation split against human `pc` scores; rows marked (published) are\n"
-        "numbers reported on the real VideoPhy-2 test split, not computed by this run.\n\n"
-        + markdown_table(results_rows(systems))
+        f"{labels}\n\n## This run ({data})\n\n"
+        + markdown_table(results_rows(systems, data))
+        + "\n\n## Published (VideoPhy-2 test split, not computed by this run)\n\n"
+        + markdown_table(published_rows(), ("system", "accuracy", "pearson"))
         + "\n"
     )
     return json_path, md_path

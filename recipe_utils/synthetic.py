@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from .progress import tqdm
 from .video import write_clip
 
 SIZE = 112  # frame side in pixels: a multiple of 28, so the model sees it unresized

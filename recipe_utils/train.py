@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
+from .progress import tqdm
 from .scoring import chat_inputs, clip_for, load_model, repair_tail
 
 ASSISTANT_HEADER = "<|im_start|>assistant\n"

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
-from tqdm.auto import tqdm
 
+from recipe_utils.progress import tqdm
 from recipe_utils.prompts import Prompt, load_prompt
 from recipe_utils.video import MIN_PIXELS, VideoError, probe
 

@@ -1,9 +1,12 @@
-"""The whole course, headless on the smoke profile, checked through the metrics it writes."""
+"""The whole course, headless on the smoke profile, checked through the metrics it writes and
+through what a learner reads in the executed notebooks."""
 
 import json
+import re
 
 import nbformat
 import pytest
+from browser import broken_images, chromium_page, export_html, open_offline, video_plays
 
 from recipe_utils.config import load_config
 from recipe_utils.course import run_course
@@ -18,8 +21,49 @@ def run(tmp_path_factory):
     return folder
 
 
+# executed notebook -> the folder its metrics.json is written to
+FOLDERS = {
+    "01_dataset_tour": "01_dataset_tour",
+    "02_zero_shot_scoring": "02_zero_shot",
+    "03_sft": "03_sft",
+    "04_grpo_reward_design": "04_grpo",
+    "05_results_analysis": "05_results",
+}
+
+
 def metrics(run, folder):
     return json.loads((run / folder / "metrics.json").read_text())
+
+
+def executed(run, name):
+    return nbformat.read(run / f"{name}.ipynb", as_version=4)
+
+
+def outputs(notebook):
+    return [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+
+
+def output_text(output) -> str:
+    """Everything a reader sees of one output, as text."""
+    if output.output_type == "stream":
+        return output.text
+    if output.output_type == "error":
+        return "\n".join(output.traceback)
+    return "\n".join(str(value) for value in output.get("data", {}).values())
+
+
+def quotable(value) -> list[str]:
+    """How the notebook would write the numbers in a metrics.json: floats to 3 decimals, and
+    integers large enough not to match by chance."""
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in quotable(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in quotable(item)]
+    if isinstance(value, float):
+        return [f"{value:.3f}"]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10:
+        return [str(value)]
+    return []
 
 
 def test_every_notebook_ran_without_error_cells(run):
@@ -114,3 +158,55 @@ def test_summary_equals_the_metrics_the_notebooks_wrote(run):
 def test_figures_are_saved(run):
     figures = sorted(p.name for p in run.glob("0*/*.png"))
     assert len(figures) >= 20
+
+
+@pytest.mark.parametrize("name", FOLDERS)
+def test_outputs_carry_no_warning_stderr_or_stray_echo(run, name):
+    for output in outputs(executed(run, name)):
+        text = output_text(output)
+        assert not (output.output_type == "stream" and output.name == "stderr"), (name, text[:500])
+        assert not re.search(r"\w*Warning\b", text), (name, text[:500])
+        assert "PosixPath(" not in text, (name, text[:200])
+        assert "application/vnd.jupyter.widget-view+json" not in output.get("data", {}), name
+
+
+@pytest.mark.parametrize("name, folder", FOLDERS.items())
+def test_last_output_is_what_this_run_showed(run, name, folder):
+    notebook = executed(run, name)
+    last_cell = notebook.cells[-1]
+    assert last_cell.cell_type == "code" and "what_this_run_showed" in last_cell.source
+    shown = last_cell.outputs[-1]["data"]["text/markdown"]
+    assert shown.startswith("## What this run showed")
+    quoted = {
+        text
+        for text in quotable(metrics(run, folder))
+        if re.search(rf"(?<![\d.]){re.escape(text)}(?![\d])", shown)
+    }
+    assert len(quoted) >= 2, (name, shown)
+
+
+def test_dataset_tour_holds_a_clip_that_plays_without_a_kernel(run):
+    html = [
+        o["data"]["text/html"]
+        for o in outputs(executed(run, "01_dataset_tour"))
+        if "text/html" in o.get("data", {})
+    ]
+    assert any('<video src="data:video/mp4;base64,' in h for h in html)
+
+
+def test_summary_says_the_labels_are_synthetic(run):
+    summary = (run / "summary.md").read_text()
+    assert "The labels are **synthetic**" in summary
+    assert "## This run (synthetic clips)" in summary
+
+
+@pytest.mark.browser
+def test_exported_notebooks_show_figures_and_play_clips(run, tmp_path):
+    with chromium_page() as page:
+        for name in FOLDERS:
+            open_offline(page, export_html(executed(run, name), tmp_path / f"{name}.html"))
+            assert page.locator("img").count() > 0, name
+            assert not broken_images(page), name
+            if page.locator("video").count():
+                assert video_plays(page), f"{name}: the embedded clip does not play"
+        assert page.locator("video").count() > 0  # 05 shows where the models disagree

@@ -149,13 +149,17 @@ def test_prediction_histograms_shows_parse_failures_and_human_reference():
     assert sum(shares) == pytest.approx(1.0)
 
 
-def test_correlation_bars_marks_published_and_undefined():
-    fig = plots.correlation_bars(NAMED, PUBLISHED)
-    assert_labelled(fig, legend=True)
+def test_correlation_bars_keep_this_run_apart_from_published():
+    fig = plots.correlation_bars(NAMED, PUBLISHED, data="synthetic clips")
+    assert_labelled(fig, legend=False)
     ax = fig.axes[0]
     names = [label.get_text() for label in ax.get_yticklabels()]
-    assert names[2] == "Cosmos-Reason1-7B zero-shot (published)"
-    assert "undefined" in [text.get_text() for text in ax.texts]
+    assert names == ["zero-shot", "SFT", "Cosmos-Reason1-7B zero-shot", "VideoPhy-2-AutoEval"]
+    texts = [text.get_text() for text in ax.texts]
+    assert "undefined" in texts
+    assert "this run:\nsynthetic clips" in texts and "published:\nVideoPhy-2 test" in texts
+    separator = [line for line in ax.lines if list(line.get_ydata()) == [1.5, 1.5]]
+    assert separator  # a line between this run's two rows and the published ones
     assert len(ax.patches) == 3  # zero-shot and two published; SFT's r is undefined
 
 
@@ -260,8 +264,8 @@ def test_expected_vs_sampled_counts_undrawn_records():
 
 def test_save_figure_writes_png_and_creates_folder(tmp_path):
     fig = plots.label_histograms(ROWS)
-    path = plots.save_figure(fig, tmp_path / "figures" / "labels.png")
-    assert path.read_bytes().startswith(b"\x89PNG")
+    assert plots.save_figure(fig, tmp_path / "figures" / "labels.png") is None  # no echo
+    assert (tmp_path / "figures" / "labels.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_save_figure_rejects_non_png_suffix(tmp_path):

@@ -1,0 +1,332 @@
+"""The closing "What this run showed" of every notebook, written from that notebook's metrics.json.
+
+Nothing here is typed in by hand: each sentence quotes the run's own numbers with their 95%
+bootstrap intervals, and a comparison says "better" or "worse" only when the two intervals do not
+overlap ("within noise" otherwise). On synthetic data the text says so and keeps published
+VideoPhy-2 numbers out of the comparison; on VideoPhy-2 (the full profile) it compares with them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .metrics import PUBLISHED, PUBLISHED_SFT_STEPS
+
+HEADING = "What this run showed"
+SYNTHETIC_NOTE = (
+    "These are **synthetic** clips scored by the tiny model: the numbers show what each stage "
+    "changes, they are not VideoPhy-2 results and are not comparable with published ones."
+)
+SYNTHETIC_DATA_NOTE = (
+    "The clips and labels are **synthetic** (the course's generator, exact labels): the shares "
+    "and the baseline above are the generator's, not VideoPhy-2's."
+)
+Interval = Sequence[float] | None
+
+
+class Takeaways:
+    """A list of findings that a notebook shows as Markdown (plain text everywhere else)."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    def _repr_markdown_(self) -> str:
+        return f"## {HEADING}\n\n" + "\n".join(f"- {line}" for line in self.lines)
+
+    def __repr__(self) -> str:
+        return f"{HEADING}:\n" + "\n".join(f"- {line.replace('**', '')}" for line in self.lines)
+
+
+def is_synthetic(config: dict) -> bool:
+    """True when the profile evaluates on the course's synthetic clips, not on VideoPhy-2."""
+    return config["data"]["eval"]["source"] == "synthetic"
+
+
+def fmt(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
+
+
+def fmt_ci(ci: Interval) -> str:
+    return "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def verdict(value: float, ci: Interval, other: float, other_ci: Interval) -> str:
+    """ "better", "worse" or "within noise": a difference counts only if the intervals are apart.
+
+    A value without an interval counts as a point; at least one side must have an interval.
+    """
+    if ci is None and other_ci is None:
+        raise ValueError("verdict needs a bootstrap interval on at least one side")
+    low, high = ci or (value, value)
+    other_low, other_high = other_ci or (other, other)
+    if low > other_high:
+        return "better"
+    if high < other_low:
+        return "worse"
+    return "within noise"
+
+
+def compare(
+    name: str, value: float | None, ci: Interval, other_name: str, other: float | None, other_ci
+) -> str:
+    """'GRPO 0.777 [0.70, 0.84] vs SFT 0.766 [0.69, 0.83]: within noise'."""
+    text = f"{name} {fmt(value)}{fmt_ci(ci)} vs {other_name} {fmt(other)}{fmt_ci(other_ci)}"
+    if value is None or other is None:
+        return f"{text}: cannot compare (an undefined value)"
+    return f"{text}: **{verdict(value, ci, other, other_ci)}**"
+
+
+def slice_note(rows: Sequence[dict], column: str) -> str | None:
+    """Why slicing `rows` by `column` tells nothing, or None when it can: a single value, or a
+    value that marks exactly the rows of one `pc` score (the slice would repeat the label)."""
+    values = {str(row[column]) for row in rows}
+    if len(values) == 1:
+        return f"every row has the value {values.pop()!r}: there is nothing to compare"
+    for value in sorted(values):
+        inside = {row["pc"] for row in rows if str(row[column]) == value}
+        outside = {row["pc"] for row in rows if str(row[column]) != value}
+        if len(inside) == 1 and not inside & outside:
+            return (
+                f"{column} = {value} on exactly the rows with pc {inside.pop()}: "
+                "the slice repeats the label, so it is not drawn"
+            )
+    return None
+
+
+def _published(system_part: str) -> dict:
+    return next(row for row in PUBLISHED if system_part in row["system"])
+
+
+def _correlation(name: str, metrics: dict) -> str:
+    """Pearson r with its interval, and whether the interval clears zero."""
+    r, ci = metrics.get("pearson"), metrics.get("pearson_ci")
+    if r is None:
+        return f"{name} Pearson r is undefined ({metrics.get('notes', {}).get('pearson', 'no spread')})"
+    beyond = ci is not None and (ci[0] > 0 or ci[1] < 0)
+    return f"{name} Pearson r {fmt(r)}{fmt_ci(ci)}: " + (
+        "correlated with the human scores beyond noise"
+        if beyond
+        else "no correlation beyond noise (the interval contains 0)"
+    )
+
+
+def _bunching(histogram: dict[str, int]) -> str:
+    """Share of parsed answers at 3-4, where published zero-shot answers bunch."""
+    parsed = {k: v for k, v in histogram.items() if k != "none"}
+    total = sum(parsed.values())
+    if not total:
+        return "no answer parsed, so there is no spread of scores to look at"
+    middle = (parsed.get("3", 0) + parsed.get("4", 0)) / total
+    used = sorted(k for k, v in parsed.items() if v)
+    return (
+        f"{middle:.0%} of the parsed answers are 3 or 4 and the model used the scores "
+        f"{', '.join(used)}"
+    )
+
+
+def dataset_tour(metrics: dict, synthetic: bool) -> list[str]:
+    rows, counts = metrics["rows"], metrics["label_histogram"]["train"]
+    majority = str(metrics["majority_label"])
+    share = counts[majority] / sum(counts.values())
+    data = "synthetic clips with exact labels" if synthetic else "VideoPhy-2 clips rated by people"
+    lines = [
+        f"{rows['train']} training and {rows['eval']} evaluation rows ({data}); "
+        f"{sum(metrics['skipped'].values())} skipped.",
+        f"The labels bunch: pc {majority} is {share:.0%} of the training rows, so always "
+        f"answering {majority} already reaches accuracy "
+        f"{fmt(metrics['majority_baseline_accuracy'])} on the evaluation split. A scorer is "
+        "useful only above that bar, and only if it also ranks clips (Pearson r > 0).",
+        f"Balancing resamples every label to {next(iter(metrics['balanced_counts'].values()))} "
+        "rows, so a policy trained by reward cannot win by always answering the frequent label.",
+    ]
+    return lines + ([SYNTHETIC_DATA_NOTE] if synthetic else [])
+
+
+def zero_shot(metrics: dict, synthetic: bool) -> list[str]:
+    expected_r = (metrics.get("expected") or {}).get("pearson")
+    lines = [
+        f"Accuracy {fmt(metrics['accuracy'])}{fmt_ci(metrics.get('accuracy_ci'))} on "
+        f"{metrics['n']} clips; {metrics['parse_failure_rate']:.0%} of the answers had no "
+        "parseable score (counted as wrong).",
+        _correlation("Zero-shot", metrics) + ".",
+        _bunching(metrics["prediction_histogram"]) + ".",
+        f"The expected score (from the 1..5 token probabilities) has Pearson r {fmt(expected_r)} "
+        f"against {fmt(metrics['pearson'])} for the sampled answer.",
+    ]
+    if synthetic:
+        lines.append(
+            SYNTHETIC_NOTE + " An untrained tiny model is expected to answer at chance or not "
+            "in format: notebooks 03 and 04 start from here."
+        )
+    else:
+        published = _published("zero-shot")
+        lines.append(
+            "Against the published VideoPhy-2 zero-shot result: "
+            + compare(
+                "this run r",
+                metrics["pearson"],
+                metrics.get("pearson_ci"),
+                "published r",
+                published["pearson"],
+                None,
+            )
+            + "."
+        )
+    return lines
+
+
+def sft(metrics: dict, synthetic: bool) -> list[str]:
+    best, before = metrics["best"], metrics["zero_shot"]
+    lines = [
+        f"The training loss fell from {fmt(metrics['train_loss_first'])} to "
+        f"{fmt(metrics['train_loss_last'])} (mean of the first and last tenth of the steps).",
+        f"The best checkpoint is step {best['step']}. Against always answering the majority "
+        "label: "
+        + compare(
+            "SFT accuracy",
+            best["accuracy"],
+            best.get("accuracy_ci"),
+            "majority label",
+            metrics["majority_baseline_accuracy"],
+            None,
+        )
+        + ".",
+        "Accuracy after SFT: "
+        + compare(
+            "SFT",
+            best["accuracy"],
+            best.get("accuracy_ci"),
+            "zero-shot",
+            before["accuracy"],
+            None,
+        )
+        + ".",
+        _correlation(f"SFT step {best['step']}", best) + ".",
+    ]
+    if synthetic:
+        return lines + [SYNTHETIC_NOTE]
+    top = max(PUBLISHED_SFT_STEPS, key=lambda row: row["pearson"])
+    return lines + [
+        f"Against the published SFT best (step {top['step']}): "
+        + compare(
+            "this run r",
+            best["pearson"],
+            best.get("pearson_ci"),
+            "published r",
+            top["pearson"],
+            None,
+        )
+        + "."
+    ]
+
+
+def grpo(metrics: dict, synthetic: bool) -> list[str]:
+    best, start = metrics["best"], metrics["sft"]
+    lines = [
+        f"The mean reward rose from {fmt(metrics['reward_first'])} to "
+        f"{fmt(metrics['reward_last'])} on the training pool."
+        if metrics["reward_last"] > metrics["reward_first"]
+        else f"The mean reward did not rise ({fmt(metrics['reward_first'])} at the start, "
+        f"{fmt(metrics['reward_last'])} at the end): the policy learned nothing from it.",
+        "On held-out clips, Pearson r: "
+        + compare(
+            f"GRPO step {best['step']}",
+            best["pearson"],
+            best.get("pearson_ci"),
+            f"SFT step {start['step']}",
+            start["pearson"],
+            start.get("pearson_ci"),
+        )
+        + ".",
+        "Accuracy: "
+        + compare("GRPO", best["accuracy"], best.get("accuracy_ci"), "SFT", start["accuracy"], None)
+        + ".",
+        _bunching(metrics["prediction_histogram"]) + " (GRPO, held-out clips).",
+    ]
+    if synthetic:
+        return lines + [SYNTHETIC_NOTE]
+    published = _published("GRPO")
+    return lines + [
+        f"Against the published {published['system']}: "
+        + compare(
+            "this run r",
+            best["pearson"],
+            best.get("pearson_ci"),
+            "published r",
+            published["pearson"],
+            None,
+        )
+        + "."
+    ]
+
+
+def results(metrics: dict, synthetic: bool) -> list[str]:
+    systems = metrics["systems"]
+    names = {"zero_shot": "zero-shot", "sft": "SFT", "grpo": "GRPO"}
+
+    def pearson(a: str, b: str) -> str:
+        return compare(
+            names[a],
+            systems[a]["pearson"],
+            systems[a].get("pearson_ci"),
+            names[b],
+            systems[b]["pearson"],
+            systems[b].get("pearson_ci"),
+        )
+
+    ranked = sorted(systems, key=lambda name: systems[name]["pearson"] or -1.0, reverse=True)
+    lines = [
+        "Pearson r on the evaluation split: "
+        + ", ".join(f"{names[n]} {fmt(systems[n]['pearson'])}" for n in ranked)
+        + ".",
+        "SFT against zero-shot: " + pearson("sft", "zero_shot") + ".",
+        "GRPO against SFT: " + pearson("grpo", "sft") + ".",
+        "Accuracy: "
+        + ", ".join(
+            f"{names[n]} {fmt(systems[n]['accuracy'])}{fmt_ci(systems[n].get('accuracy_ci'))}"
+            for n in systems
+        )
+        + ".",
+    ]
+    if synthetic:
+        return lines + [SYNTHETIC_NOTE]
+    published = {"zero_shot": _published("zero-shot"), "grpo": _published("GRPO")}
+    published["sft"] = {"pearson": max(row["pearson"] for row in PUBLISHED_SFT_STEPS)}
+    return lines + [
+        f"Against published VideoPhy-2 results, {names[n]}: "
+        + compare(
+            "this run r",
+            systems[n]["pearson"],
+            systems[n].get("pearson_ci"),
+            "published r",
+            published[n]["pearson"],
+            None,
+        )
+        + "."
+        for n in systems
+    ]
+
+
+WRITERS: dict[str, Callable[[dict, bool], list[str]]] = {
+    "01_dataset_tour": dataset_tour,
+    "02_zero_shot": zero_shot,
+    "03_sft": sft,
+    "04_grpo": grpo,
+    "05_results": results,
+}
+
+
+def what_this_run_showed(metrics_path: str | Path, config: dict[str, Any]) -> Takeaways:
+    """The findings of the notebook whose output folder holds `metrics_path`."""
+    metrics_path = Path(metrics_path)
+    writer = WRITERS.get(metrics_path.parent.name)
+    if writer is None:
+        raise ValueError(
+            f"{metrics_path}: no takeaways for folder {metrics_path.parent.name!r}; "
+            f"known: {sorted(WRITERS)}"
+        )
+    metrics = json.loads(metrics_path.read_text())
+    return Takeaways(writer(metrics, is_synthetic(config)))

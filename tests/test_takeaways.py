@@ -1,0 +1,174 @@
+"""The closing "What this run showed" is computed from metrics: other numbers, other conclusions."""
+
+import copy
+import json
+
+import pytest
+
+from recipe_utils.config import load_config
+from recipe_utils.takeaways import compare, slice_note, verdict, what_this_run_showed
+
+SMOKE, FULL = load_config("smoke"), load_config("full")
+
+
+def sft_metrics(pearson=0.766, ci=(0.70, 0.83)):
+    return {
+        "step": 1200,
+        "accuracy": 0.55,
+        "accuracy_ci": [0.46, 0.64],
+        "pearson": pearson,
+        "pearson_ci": list(ci),
+        "spearman": 0.7,
+    }
+
+
+GRPO = {
+    "reward_first": 0.41,
+    "reward_last": 0.63,
+    "sft": sft_metrics(),
+    "best": {
+        "step": 60,
+        "accuracy": 0.57,
+        "accuracy_ci": [0.48, 0.66],
+        "pearson": 0.777,
+        "pearson_ci": [0.71, 0.84],
+        "spearman": 0.72,
+    },
+    "prediction_histogram": {"1": 20, "2": 25, "3": 30, "4": 25, "5": 20, "none": 0},
+}
+WORSE_GRPO = copy.deepcopy(GRPO) | {"reward_last": 0.30}
+WORSE_GRPO["best"] |= {"pearson": 0.412, "pearson_ci": [0.25, 0.55], "accuracy": 0.31}
+
+
+def write(tmp_path, folder, metrics):
+    path = tmp_path / folder / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(metrics))
+    return path
+
+
+def text(tmp_path, folder, metrics, config=SMOKE):
+    return repr(what_this_run_showed(write(tmp_path, folder, metrics), config))
+
+
+@pytest.mark.parametrize(
+    "value, ci, other, other_ci, expected",
+    [
+        (0.777, (0.71, 0.84), 0.766, (0.70, 0.83), "within noise"),
+        (0.412, (0.25, 0.55), 0.766, (0.70, 0.83), "worse"),
+        (0.80, (0.75, 0.85), 0.293, None, "better"),
+        (0.30, (0.20, 0.40), 0.293, None, "within noise"),
+    ],
+)
+def test_verdict_needs_intervals_apart(value, ci, other, other_ci, expected):
+    assert verdict(value, ci, other, other_ci) == expected
+
+
+def test_verdict_refuses_two_points():
+    with pytest.raises(ValueError, match="interval"):
+        verdict(0.5, None, 0.4, None)
+
+
+def test_compare_quotes_both_values_and_intervals():
+    line = compare("GRPO", 0.777, [0.71, 0.84], "SFT", 0.766, [0.70, 0.83])
+    assert line == "GRPO 0.777 [0.710, 0.840] vs SFT 0.766 [0.700, 0.830]: **within noise**"
+    assert "cannot compare" in compare("GRPO", None, None, "SFT", 0.766, [0.7, 0.8])
+
+
+def test_grpo_within_noise_of_sft(tmp_path):
+    shown = text(tmp_path, "04_grpo", GRPO)
+    assert "rose from 0.410 to 0.630" in shown
+    assert "GRPO step 60 0.777 [0.710, 0.840] vs SFT step 1200 0.766" in shown
+    assert "within noise" in shown and "worse" not in shown
+
+
+def test_grpo_worse_than_sft_says_so(tmp_path):
+    shown = text(tmp_path, "04_grpo", WORSE_GRPO)
+    assert "did not rise" in shown
+    assert "0.412 [0.250, 0.550] vs SFT step 1200 0.766 [0.700, 0.830]: worse" in shown
+
+
+def test_synthetic_runs_are_labelled_and_never_compared_with_published(tmp_path):
+    shown = text(tmp_path, "04_grpo", GRPO, SMOKE)
+    assert "synthetic" in shown and "published r" not in shown
+
+
+def test_full_profile_speaks_of_videophy2(tmp_path):
+    shown = text(tmp_path, "04_grpo", GRPO, FULL)
+    assert "synthetic" not in shown
+    assert "published Cosmos-Reason1-7B + GRPO" in shown
+    assert "vs published r 0.425" in shown
+
+
+def results_metrics(zero_shot_r, sft_r, grpo_r):
+    def system(r, ci):
+        return {"accuracy": 0.3, "accuracy_ci": [0.2, 0.4], "pearson": r, "pearson_ci": ci}
+
+    return {
+        "systems": {
+            "zero_shot": system(zero_shot_r, None if zero_shot_r is None else [-0.1, 0.1]),
+            "sft": system(sft_r, [sft_r - 0.06, sft_r + 0.06]),
+            "grpo": system(grpo_r, [grpo_r - 0.06, grpo_r + 0.06]),
+        }
+    }
+
+
+def test_results_rank_and_compare_the_three_systems(tmp_path):
+    shown = text(tmp_path, "05_results", results_metrics(None, 0.766, 0.777))
+    assert "GRPO 0.777, SFT 0.766, zero-shot undefined" in shown
+    assert "SFT against zero-shot: SFT 0.766 [0.706, 0.826] vs zero-shot undefined" in shown
+    assert "cannot compare" in shown
+    assert "GRPO against SFT: GRPO 0.777" in shown and "within noise" in shown
+
+
+def test_results_with_other_numbers_reach_other_conclusions(tmp_path):
+    shown = text(tmp_path, "05_results", results_metrics(0.02, 0.55, 0.30), FULL)
+    assert "SFT 0.550, GRPO 0.300, zero-shot 0.020" in shown
+    assert "SFT against zero-shot: SFT 0.550 [0.490, 0.610] vs zero-shot 0.020" in shown
+    assert "better" in shown.split("GRPO against SFT")[0]
+    assert "GRPO against SFT: GRPO 0.300 [0.240, 0.360] vs SFT 0.550 [0.490, 0.610]: worse" in shown
+    assert shown.count("published r") == 3
+
+
+def test_dataset_tour_quotes_the_majority_baseline(tmp_path):
+    metrics = {
+        "rows": {"train": 3000, "eval": 120},
+        "skipped": {"train": 0, "eval": 0},
+        "label_histogram": {"train": {"1": 300, "2": 300, "3": 600, "4": 1500, "5": 300}},
+        "majority_label": 4,
+        "majority_baseline_accuracy": 0.475,
+        "balanced_counts": {"1": 600, "2": 600, "3": 600, "4": 600, "5": 600},
+    }
+    shown = text(tmp_path, "01_dataset_tour", metrics)
+    assert "3000 training and 120 evaluation rows" in shown
+    assert "pc 4 is 50% of the training rows" in shown and "accuracy 0.475" in shown
+
+
+def test_unknown_folder_names_the_known_ones(tmp_path):
+    with pytest.raises(ValueError, match="02_zero_shot"):
+        what_this_run_showed(write(tmp_path, "99_other", {}), SMOKE)
+
+
+def test_slice_note_names_useless_slices_only():
+    rows = [
+        {"pc": pc, "model_name": "synthetic", "is_hard": int(pc == 4), "category": c}
+        for pc, c in [(1, "a"), (4, "b"), (4, "a"), (5, "b")]
+    ]
+    assert "nothing to compare" in slice_note(rows, "model_name")
+    assert "is_hard = 1 on exactly the rows with pc 4" in slice_note(rows, "is_hard")
+    assert slice_note(rows, "category") is None
+
+
+def test_sft_is_judged_against_the_majority_label(tmp_path):
+    metrics = {
+        "majority_baseline_accuracy": 0.283,
+        "zero_shot": {"accuracy": 0.0, "pearson": None, "spearman": None},
+        "best": sft_metrics(),
+        "train_loss_first": 7.0,
+        "train_loss_last": 0.3,
+    }
+    shown = text(tmp_path, "03_sft", metrics)
+    assert "SFT accuracy 0.550 [0.460, 0.640] vs majority label 0.283: better" in shown
+    assert "SFT step 1200 Pearson r 0.766 [0.700, 0.830]: correlated" in shown
+    weak = metrics | {"best": sft_metrics() | {"accuracy_ci": [0.2, 0.6]}}
+    assert "vs majority label 0.283: within noise" in text(tmp_path / "b", "03_sft", weak, FULL)
