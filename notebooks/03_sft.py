@@ -153,6 +153,8 @@ metrics = {
     "train_loss_first": sum(e["loss"] for e in log[:window]) / window,
     "train_loss_last": sum(e["loss"] for e in log[-window:]) / window,
 }
+if "rationale" in sweep:  # how well the best checkpoint's think blocks name the clip's violations
+    metrics["rationale"] = {k: sweep["rationale"][k] for k in ("step", "precision", "recall")}
 with open(out / "metrics.json", "w") as file:
     json.dump(metrics, file, indent=2)
 

@@ -210,6 +210,7 @@ window = max(1, len(log) // 10)
 metrics = {
     "reward_first": sum(e["reward_mean"] for e in log[:window]) / window,
     "reward_last": sum(e["reward_mean"] for e in log[-window:]) / window,
+    "start": config["grpo"]["start"],  # sft: from the best SFT checkpoint; base: the base model
     "sft": {k: sft[k] for k in ("step", "accuracy", "pearson", "pearson_ci")},
     "best": {"step": best_step}
     | {k: best[k] for k in ("accuracy", "accuracy_ci", "pearson", "spearman", "pearson_ci")},

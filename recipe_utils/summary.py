@@ -96,11 +96,14 @@ def markdown_table(rows: list[dict], columns: tuple[str, ...] | None = None) -> 
 
 
 def sweep_curves(run: Path) -> dict[str, list[dict]]:
-    """SFT and GRPO checkpoint metrics on one step axis: GRPO starts from the SFT checkpoint
-    it was trained from, so its steps are counted on from that SFT step."""
+    """SFT and GRPO checkpoint metrics on one step axis. GRPO started from an SFT checkpoint
+    (`grpo.start: sft`) counts its steps on from that SFT step; from the base model, from 0."""
     sft = _read(run / "sft" / "sweep" / "sweep.json")["steps"]
     grpo = _read(run / "grpo" / "sweep" / "sweep.json")["steps"]
-    start = _read(run / "04_grpo" / "metrics.json")["sft"]["step"]
+    grpo_metrics = _read(run / "04_grpo" / "metrics.json")
+    if grpo_metrics.get("start", "sft") != "sft":
+        return {"SFT": sft, "GRPO (from the base model)": grpo}
+    start = grpo_metrics["sft"]["step"]
     shifted = [point | {"step": point["step"] + start} for point in grpo]
     return {"SFT": sft, f"GRPO (from SFT step {start})": shifted}
 

@@ -123,6 +123,9 @@ def test_sft_meets_the_issue_bar(run):
     assert best["pearson"] >= 0.5 and best["pearson_ci"][0] > 0  # correlated, beyond noise
     assert m["train_loss_last"] < m["train_loss_first"]
     assert [s["step"] for s in m["steps"]][0] == 0
+    rationale = m["rationale"]  # the best checkpoint's think blocks against the violations
+    assert rationale["step"] == best["step"]
+    assert all(0 <= rationale[k] <= 1 for k in ("precision", "recall"))
 
 
 def test_grpo_keeps_the_sft_correlation(run):

@@ -38,3 +38,24 @@ def test_disagreements_put_the_widest_spread_first():
     found = disagreements({"a": recs(1, 3, None), "b": recs(5, 3, 4), "c": recs(2, 4, 2)}, n=2)
     assert [row["id"] for row in found] == ["v0", "v2"]
     assert found[0] == {"id": "v0", "pc": 3, "spread": 4, "preds": {"a": 1, "b": 5, "c": 2}}
+
+
+@pytest.mark.parametrize(
+    "start, label, steps",
+    [("sft", "GRPO (from SFT step 40)", [40, 60]), ("base", "GRPO (from the base model)", [0, 20])],
+)
+def test_sweep_curves_count_grpo_steps_from_where_it_started(tmp_path, start, label, steps):
+    import json
+
+    from recipe_utils.summary import sweep_curves
+
+    def write(path, data):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(json.dumps(data))
+
+    write("sft/sweep/sweep.json", {"steps": [{"step": 0}, {"step": 40}]})
+    write("grpo/sweep/sweep.json", {"steps": [{"step": 0}, {"step": 20}]})
+    write("04_grpo/metrics.json", {"start": start, "sft": {"step": 40}})
+    curves = sweep_curves(tmp_path)
+    assert [p["step"] for p in curves["SFT"]] == [0, 40]
+    assert [p["step"] for p in curves[label]] == steps
