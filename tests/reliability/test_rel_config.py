@@ -145,20 +145,12 @@ def test_course_checks_every_notebook_before_running_any(tmp_path):
 # ----------------------------------------------------------------------------- trainers
 
 
-def grpo_settings():
-    if not hasattr(train, "GRPOSettings"):
-        pytest.skip("GRPO not landed")
-    return train.GRPOSettings
-
-
 def test_grpo_refuses_kl_beta_zero_without_force():
-    settings = grpo_settings()
     with pytest.raises(ValueError, match=r"kl_beta = 0 .*force=True"):
-        settings(kl_beta=0.0)
-    assert settings(kl_beta=0.0, force=True).kl_beta == 0.0
+        train.GRPOSettings(kl_beta=0.0)
+    assert train.GRPOSettings(kl_beta=0.0, force=True).kl_beta == 0.0
 
 
 def test_grpo_refuses_negative_kl_beta_even_with_force():
-    settings = grpo_settings()
     with pytest.raises(ValueError, match="kl_beta must be >= 0, got -0.1"):
-        settings(kl_beta=-0.1, force=True)
+        train.GRPOSettings(kl_beta=-0.1, force=True)
