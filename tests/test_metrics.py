@@ -170,6 +170,42 @@ def test_bootstrap_intervals_hold_the_estimate_and_repeat_for_a_seed(noisy_recor
     assert other_seed["pearson_ci"] != metrics["pearson_ci"]
 
 
+def test_accuracy_interval_is_the_middle_95_percent_of_its_known_distribution():
+    """Resampled accuracy is Binomial(n, accuracy) / n: the interval must be its 2.5% and 97.5%
+    quantiles (a 90% interval is 5 rows narrower on each side here)."""
+    n, correct = 1000, 600
+    rows = [record(str(i), 3, 3 if i < correct else 4) for i in range(n)]
+    low, high = compute_metrics(rows, n_boot=20_000, seed=0)["accuracy_ci"]
+    known = stats.binom(n, correct / n)
+    assert low == pytest.approx(known.ppf(0.025) / n, abs=1.5 / n)
+    assert high == pytest.approx(known.ppf(0.975) / n, abs=1.5 / n)
+
+
+def pearson(x, y, axis=-1):
+    x = x - x.mean(axis=axis, keepdims=True)
+    y = y - y.mean(axis=axis, keepdims=True)
+    return (x * y).sum(axis) / np.sqrt((x * x).sum(axis) * (y * y).sum(axis))
+
+
+def test_pearson_interval_is_scipys_95_percent_percentile_bootstrap(noisy_records):
+    metrics = compute_metrics(noisy_records, n_boot=20_000, seed=0)
+    pairs = np.array([(r["pc"], r["pred"]) for r in noisy_records], dtype=float).T
+    scipy_boot = stats.bootstrap(
+        tuple(pairs),
+        pearson,
+        paired=True,
+        vectorized=True,
+        n_resamples=20_000,
+        confidence_level=0.95,
+        method="percentile",
+        random_state=0,
+    )
+    tolerance = 0.1 * scipy_boot.standard_error  # a 90% interval is 0.3 standard errors narrower
+    low, high = metrics["pearson_ci"]
+    assert low == pytest.approx(scipy_boot.confidence_interval.low, abs=tolerance)
+    assert high == pytest.approx(scipy_boot.confidence_interval.high, abs=tolerance)
+
+
 def test_bootstrap_off(noisy_records):
     metrics = compute_metrics(noisy_records, n_boot=0)
     assert metrics["accuracy_ci"] is None

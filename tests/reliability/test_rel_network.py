@@ -40,6 +40,7 @@ def files(out: Path) -> list[str]:
 FAULTS = [
     ("not_found", ["404"], "HTTP 404", 1),
     ("server_error_twice", ["500"], "HTTP 500", 2),
+    ("too_many_requests_twice", ["429"], "HTTP 429", 2),
     ("no_headers_before_timeout", ["late"], "Read timed out", 2),
     ("slow_body_past_timeout", ["slow"], "Read timed out", 2),
     ("connection_reset", ["reset"], "connection failed or cut off", 2),
@@ -79,6 +80,15 @@ def test_server_error_then_success_downloads_the_video(server, mp4, tmp_path):
     assert report.fetched == [row["id"]] and report.failed == []
     assert (tmp_path / "failed.jsonl").read_text() == ""
     assert files(tmp_path) == [f"{row['id']}.mp4"]
+    assert probe(row["video"]).frames == 16
+
+
+def test_too_many_requests_is_retried_until_the_video_comes(server, mp4, tmp_path):
+    """A host that rate-limits (HTTP 429) is asked again after the back-off, not given up on."""
+    row = hub_row(server.add("/v/busy.mp4", mp4, "429", "ok"))
+    report = download_videos([row], tmp_path, **FAST)
+    assert report.fetched == [row["id"]] and report.failed == []
+    assert server.hits["/v/busy.mp4"] == 2
     assert probe(row["video"]).frames == 16
 
 
