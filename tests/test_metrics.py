@@ -188,19 +188,19 @@ def pearson(x, y, axis=-1):
 
 
 def test_pearson_interval_is_scipys_95_percent_percentile_bootstrap(noisy_records):
-    metrics = compute_metrics(noisy_records, n_boot=20_000, seed=0)
+    metrics = compute_metrics(noisy_records, n_boot=4000, seed=0)
     pairs = np.array([(r["pc"], r["pred"]) for r in noisy_records], dtype=float).T
     scipy_boot = stats.bootstrap(
         tuple(pairs),
         pearson,
         paired=True,
         vectorized=True,
-        n_resamples=20_000,
+        n_resamples=4000,
         confidence_level=0.95,
         method="percentile",
         random_state=0,
     )
-    tolerance = 0.1 * scipy_boot.standard_error  # a 90% interval is 0.3 standard errors narrower
+    tolerance = 0.15 * scipy_boot.standard_error  # a 90% interval is 0.3 standard errors narrower
     low, high = metrics["pearson_ci"]
     assert low == pytest.approx(scipy_boot.confidence_interval.low, abs=tolerance)
     assert high == pytest.approx(scipy_boot.confidence_interval.high, abs=tolerance)
