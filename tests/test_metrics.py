@@ -265,9 +265,10 @@ def test_corrupt_line_in_the_middle_is_an_error(tmp_path, records):
 
 
 def test_line_without_an_id_is_an_error(tmp_path, records):
-    path = write_lines(tmp_path / "predictions.jsonl", [json.dumps(records[0]), "[1, 2]"])
-    with pytest.raises(ValueError, match="line 2: expected a JSON object with an 'id'"):
-        read_predictions(path)
+    for bad in ("[1, 2]", '{"pc": 3, "pred": 3}'):
+        path = write_lines(tmp_path / "predictions.jsonl", [json.dumps(records[0]), bad])
+        with pytest.raises(ValueError, match="line 2: expected a JSON object with an 'id'"):
+            read_predictions(path)
 
 
 def test_duplicate_ids_keep_the_first_and_are_counted(tmp_path, records):
@@ -320,6 +321,8 @@ def test_the_starting_model_is_never_the_best_step():
     )
     assert table["best_by_accuracy"]["step"] == table["best_by_pearson"]["step"] == 50
     assert [row["step"] for row in table["steps"]] == [0, 50]
+    first = sweep_table({0: {"accuracy": 0.6}, 1: {"accuracy": 0.5}, 2: {"accuracy": 0.4}})
+    assert first["best_by_accuracy"]["step"] == 1  # the first checkpoint can win
 
 
 def test_sweep_table_without_any_correlation():

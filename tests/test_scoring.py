@@ -27,6 +27,7 @@ def test_vote_and_expected_score():
     assert scoring.vote([None, None]) is None
     assert scoring.expected_from_probs({1: 0.0, 2: 0.0, 3: 1.0, 4: 0.0, 5: 0.0}) == 3
     assert scoring.expected_from_probs({4: 0.2, 5: 0.2}) == pytest.approx(4.5)  # renormalised
+    assert scoring.expected_from_probs({score: 0.0 for score in range(1, 6)}) is None
 
 
 @pytest.mark.parametrize(
@@ -87,7 +88,8 @@ def test_score_rows_resumes_and_repairs_a_torn_line(scorer, synth, tmp_path):
 
 def test_each_batch_is_on_disk_before_the_next_batch_starts(synth, tmp_path, monkeypatch):
     """A crash loses at most the batch in flight: each batch's records are flushed and fsynced
-    (out of Python's buffer and the page cache) before the next batch is scored."""
+    (out of Python's buffer and the page cache) before the next batch is scored, and a rerun
+    scores only the rows not on disk yet, after cutting a line torn by the crash."""
     out = tmp_path / "predictions.jsonl"
     synced = {}  # inode -> file size when it was last fsynced
     real_fsync = os.fsync
@@ -112,10 +114,23 @@ def test_each_batch_is_on_disk_before_the_next_batch_starts(synth, tmp_path, mon
             self.lines_seen.append(lines)
             return [{"id": row["id"], "pc": row["pc"], "pred": None} for row in rows]
 
+    rows = load_rows(synth, "test").rows[:8]
     scorer = Recorder()
-    scoring.score_rows(scorer, load_rows(synth, "test").rows[:6], tmp_path, batch_size=2)
+    scoring.score_rows(scorer, rows[:6], tmp_path, batch_size=2)
     assert scorer.lines_seen == [0, 2, 4]
     assert synced[out.stat().st_ino] == out.stat().st_size
+    with out.open("a") as f:
+        f.write('{"id": "torn')  # a kill in the middle of a write
+    scoring.score_rows(scorer, rows, tmp_path, batch_size=2)  # only the rest is scored
+    assert scorer.lines_seen == [0, 2, 4, 6]
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [
+        row["id"] for row in rows
+    ]
+
+
+def test_predictions_are_plain_json_never_nan(tmp_path):
+    with pytest.raises(ValueError, match="Out of range float"):
+        scoring.append_records(tmp_path / "predictions.jsonl", [{"id": "a", "expected": np.nan}])
 
 
 def test_read_only_output_is_refused_before_work(tmp_path):

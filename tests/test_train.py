@@ -40,11 +40,21 @@ def test_batch_order_is_a_seeded_shuffle_per_epoch():
     assert train.batch_order(10, 2, 5, seed=1) != train.batch_order(10, 2, 0, seed=1)
 
 
+def test_batches_stay_full_when_the_data_holds_less_than_two():
+    assert [len(train.batch_order(3, 2, step, seed=0)) for step in range(4)] == [2, 2, 2, 2]
+
+
 def test_learning_rate_warms_up_then_decays_to_zero():
     factor = train.lr_lambda(warmup=4, total=14)
-    assert [factor(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert [factor(s) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
     assert factor(9) == pytest.approx(0.5)
     assert factor(14) == pytest.approx(0.0)
+    assert factor(19) == pytest.approx(0.0)  # past the last step the rate stays at zero
+
+
+def test_one_step_of_decay_reaches_zero():
+    factor = train.lr_lambda(warmup=1, total=2)
+    assert [factor(s) for s in range(3)] == pytest.approx([1.0, 1.0, 0.0])
 
 
 def test_learning_rate_can_stay_constant_after_warm_up():
@@ -154,14 +164,33 @@ def test_expand_vision_repeats_each_prompts_video_in_order():
 
 
 def test_kl_beta_zero_is_refused_unless_forced():
-    with pytest.raises(ValueError, match="kl_beta = 0"):
+    with pytest.raises(ValueError, match=r"kl_beta = 0 .*Keep kl_beta > 0.*force=True"):
         train.GRPOSettings(kl_beta=0.0)
     assert train.GRPOSettings(kl_beta=0.0, force=True).kl_beta == 0.0
+
+
+def test_negative_kl_beta_is_refused_even_with_force():
+    with pytest.raises(ValueError, match="kl_beta must be >= 0, got -0.1"):
+        train.GRPOSettings(kl_beta=-0.1, force=True)
+
+
+def test_grpo_betas_from_a_profile_list_become_a_tuple():
+    assert train.GRPOSettings(betas=[0.9, 0.95]).betas == (0.9, 0.95)  # YAML gives lists
 
 
 def test_collapse_is_detected():
     assert train.collapsed_score({"1": 0, "2": 0, "3": 1, "4": 9, "5": 0, "none": 5}, 0.8) == "4"
     assert train.collapsed_score({"1": 2, "2": 2, "3": 2, "4": 2, "5": 2, "none": 0}, 0.8) is None
+    assert train.collapsed_score({"1": 1, "2": 0, "3": 0, "4": 4, "5": 0, "none": 0}, 0.8) == "4"
+
+
+def test_resume_point_is_the_newest_complete_checkpoint(tmp_path):
+    assert train.resume_point(tmp_path, "base") == (0, "base")
+    for name in ("step_2", "step_4", "step_6.tmp"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+        if name != "step_6.tmp":
+            (tmp_path / "checkpoints" / name / "trainer_state.pt").touch()
+    assert train.resume_point(tmp_path, "base") == (4, tmp_path / "checkpoints" / "step_4")
 
 
 class Killed(Exception):
