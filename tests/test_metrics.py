@@ -59,6 +59,9 @@ def test_hand_computed_values(records):
         [0, 0, 0, 1, 1],
         [0, 0, 0, 0, 0],
     ]
+    assert all(
+        type(count) is int for row in metrics["confusion"] for count in row
+    )  # JSON 1, not 1.0
     assert metrics["prediction_histogram"] == {"1": 1, "2": 0, "3": 2, "4": 1, "5": 1, "none": 1}
     assert metrics["failed_rows"] == [
         {"id": "broken", "video": "/videos/broken.mp4", "error": "VideoError: empty file"}
@@ -110,6 +113,7 @@ def test_constant_predictor_has_no_correlation_and_says_why():
     assert metrics["spearman"] is None
     assert metrics["pearson_ci"] is None
     assert "predictions are constant" in metrics["notes"]["pearson"]
+    assert metrics["notes"]["pearson_ci"] == "Pearson's r is undefined on these rows"
     assert {"spearman", "pearson_ci"} <= set(metrics["notes"])
     json_safe(metrics)
 
@@ -127,6 +131,21 @@ def test_too_few_parsed_rows_for_a_correlation():
     assert metrics["pearson"] is None
     assert "only 2 parsed rows" in metrics["notes"]["pearson"]
     assert metrics["accuracy"] == pytest.approx(1 / 3)
+    assert metrics["pearson_ci"] is None  # r of two points is +-1 whatever they are
+
+
+def test_three_rows_are_enough_for_a_correlation_and_its_interval():
+    rows = [record("a", 1, 1), record("b", 1, 1), record("c", 2, 2)]  # small spread, r = 1
+    metrics = compute_metrics(rows, n_boot=50)
+    assert metrics["pearson"] == pytest.approx(1.0)
+    assert metrics["pearson_ci"] is not None
+
+
+def test_resamples_without_a_correlation_are_left_out_of_the_interval():
+    """Only resamples that draw the first row have any spread in the human scores."""
+    rows = [record("0", 5, 5)] + [record(str(i), 1, 1 + i % 2) for i in range(1, 5)]
+    low, high = compute_metrics(rows, n_boot=200)["pearson_ci"]
+    assert 0 < low <= high <= 1
 
 
 def test_all_parse_failures():
@@ -144,6 +163,8 @@ def test_no_rows():
     assert metrics["n"] == 0
     assert metrics["accuracy"] is None
     assert metrics["accuracy_ci"] is None
+    assert metrics["notes"]["accuracy"] == "no rows to average over"
+    assert metrics["notes"]["accuracy_ci"] == "no rows"
     json_safe(metrics)
 
 
@@ -210,7 +231,8 @@ def test_bootstrap_off(noisy_records):
     metrics = compute_metrics(noisy_records, n_boot=0)
     assert metrics["accuracy_ci"] is None
     assert metrics["pearson_ci"] is None
-    assert "n_boot=0" in metrics["notes"]["pearson_ci"]
+    assert metrics["notes"]["pearson_ci"] == metrics["notes"]["accuracy_ci"]
+    assert metrics["notes"]["accuracy_ci"] == "bootstrap off (n_boot=0)"
     with pytest.raises(ValueError, match="n_boot"):
         compute_metrics(noisy_records, n_boot=-1)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from rel_helpers import make_clip
 
+from recipe_utils import videophy2
 from recipe_utils.video import probe
 from recipe_utils.videophy2 import download_videos, normalize_row
 
@@ -42,6 +43,7 @@ def files(out: Path) -> list[str]:
 
 FAULTS = [
     ("not_found", ["404"], "HTTP 404", 1, PATIENT),
+    ("bad_request", ["400"], "HTTP 400", 1, PATIENT),
     ("server_error_twice", ["500"], "HTTP 500", 2, PATIENT),
     ("too_many_requests_twice", ["429"], "HTTP 429", 2, PATIENT),
     ("no_headers_before_timeout", ["late"], "Read timed out", 2, STALLED),
@@ -95,6 +97,22 @@ def test_too_many_requests_is_retried_until_the_video_comes(server, mp4, tmp_pat
     assert report.fetched == [row["id"]] and report.failed == []
     assert server.hits["/v/busy.mp4"] == 2
     assert probe(row["video"]).frames == 16
+
+
+def test_retries_back_off_exponentially(server, mp4, tmp_path, monkeypatch):
+    waits = []
+    monkeypatch.setattr(videophy2.time, "sleep", waits.append)
+    row = hub_row(server.add("/v/down.mp4", mp4, "503"))
+    download_videos([row], tmp_path, **dict(PATIENT, retries=3, backoff=1.5))
+    assert waits == [1.5, 3.0, 6.0] and server.hits["/v/down.mp4"] == 4
+
+
+def test_reachability_check_is_bounded_by_the_timeout(monkeypatch):
+    """A host that accepts the connection and never answers must not hang the check."""
+    asked = []
+    monkeypatch.setattr(videophy2.requests, "head", lambda url, **kw: asked.append((url, kw)))
+    videophy2.check_reachable(["http://host.example/a.mp4", "http://host.example/b.mp4"], 7.0)
+    assert asked == [("http://host.example/", {"timeout": 7.0})]
 
 
 def test_one_fault_does_not_stop_the_other_downloads(server, mp4, tmp_path):
