@@ -107,12 +107,14 @@ def test_retries_back_off_exponentially(server, mp4, tmp_path, monkeypatch):
     assert waits == [1.5, 3.0, 6.0] and server.hits["/v/down.mp4"] == 4
 
 
-def test_reachability_check_is_bounded_by_the_timeout(monkeypatch):
+def test_reachability_check_is_bounded_by_the_timeout(server, mp4, tmp_path, monkeypatch):
     """A host that accepts the connection and never answers must not hang the check."""
     asked = []
     monkeypatch.setattr(videophy2.requests, "head", lambda url, **kw: asked.append((url, kw)))
-    videophy2.check_reachable(["http://host.example/a.mp4", "http://host.example/b.mp4"], 7.0)
-    assert asked == [("http://host.example/", {"timeout": 7.0})]
+    rows = [hub_row(server.add(f"/v/{name}.mp4", mp4, "ok")) for name in ("a", "b")]
+    download_videos(rows, tmp_path, **dict(PATIENT, timeout=7.0))
+    host = rows[0]["video_url"].removesuffix("v/a.mp4")
+    assert asked == [(host, {"timeout": 7.0})]  # one check per host, with the timeout
 
 
 def test_one_fault_does_not_stop_the_other_downloads(server, mp4, tmp_path):
