@@ -8,7 +8,8 @@
 Benchmarks: `scoring` (videos/s, one video per call as the published recipe does vs batched
 calls), `dataprep` (recipe_utils.video.load_clip vs decode-everything-then-resize), `memory`
 (peak RSS of scoring and of a short SFT run, each in its own process), `course` (per-cell wall
-time of executed smoke notebooks) and `gpu` (Qwen2.5-VL-7B with random weights; needs CUDA).
+time of executed smoke notebooks), `gpu` (Qwen2.5-VL-7B with random weights; needs CUDA) and
+`parsing` (answer parsing and rewards on megabyte-long outputs).
 The model and data are built in a temporary folder; nothing is downloaded.
 """
 
@@ -38,7 +39,7 @@ from recipe_utils.video import fit_pixels, frame_count, load_clip, per_frame_bud
 REPO = Path(__file__).resolve().parent.parent
 PROMPT = REPO / "prompts" / "video_reward.yaml"
 COURSE_DIR = REPO / "runs" / "smoke"
-BENCHMARKS = ("scoring", "dataprep", "memory", "course", "gpu")
+BENCHMARKS = ("scoring", "dataprep", "memory", "course", "gpu", "parsing")
 # The published recipe's scoring budget, and its training budget (RECIPE_FACTS.md).
 SCORE_VIDEO = {"fps": 16, "total_pixels": 8192 * 28 * 28}
 TRAIN_VIDEO = {"fps": 1, "max_pixels": 81920}
@@ -466,6 +467,38 @@ def bench_gpu(clip: Path, plan: Plan) -> dict:
     return profile_7b(clip, plan.gpu_batch_sizes, plan.gpu_new_tokens, PROMPT, SCORE_VIDEO)
 
 
+# ----------------------------------------------------------------------------- parsing
+
+
+MEGABYTE = 1 << 20
+# Long model outputs that a backtracking pattern could take minutes over (tests check the answers).
+LONG_OUTPUTS = {
+    "a megabyte of thinking, then one answer": "<think>"
+    + "the ball falls " * (MEGABYTE // 15)
+    + "</think>\n\n<answer>\n3\n</answer>",
+    "a megabyte-long number in the answer": "<answer>" + "3" * MEGABYTE + "</answer>",
+    "a megabyte of digits, no tags": "3" * MEGABYTE,
+    "131072 opening tags": "<answer>" * (MEGABYTE // 8) + "3</answer>",
+}
+
+
+def bench_parsing(repeats: int = 5) -> dict:
+    """Seconds to parse and reward one megabyte-long output (the fastest of `repeats`)."""
+    from recipe_utils.rewards import total_reward
+
+    reference = "<answer>\n3\n</answer>"
+    seconds = {
+        name: round(best([timed(total_reward, text, reference)[0] for _ in range(repeats)]), 4)
+        for name, text in LONG_OUTPUTS.items()
+    }
+    summary = [
+        {"measure": f"parse and reward: {name}", "value": value, "unit": "s"}
+        for name, value in seconds.items()
+    ]
+    settings = {"repeats": repeats, "what": "rewards.total_reward (parse_answer, follows_format)"}
+    return {"settings": settings, "results": seconds, "summary": summary}
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -484,6 +517,7 @@ def run_benchmarks(names: list[str], plan: Plan, results_dir: Path, course_dir: 
             "memory": lambda: bench_memory(model_dir, data_dir, plan, work),
             "course": lambda: bench_course(course_dir),
             "gpu": lambda: bench_gpu(clips[0], plan),
+            "parsing": bench_parsing,
         }
         for name in names:
             print(f"benchmark {name} ...", flush=True)

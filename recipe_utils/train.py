@@ -396,6 +396,23 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return per_sequence.mean()
 
 
+def grpo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    ref_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    epsilon_low: float,
+    epsilon_high: float,
+    kl_beta: float,
+) -> torch.Tensor:
+    """The loss a gradient step lowers: minus (clipped surrogate - kl_beta * KL to the
+    reference), over completion tokens. Lowering it makes completions with a positive advantage
+    more likely, those with a negative one less likely, and pulls the policy to the reference."""
+    surrogate = clipped_objective(logp, old_logp, advantages, epsilon_low, epsilon_high)
+    return -masked_mean(surrogate - kl_beta * kl_penalty(logp, ref_logp), mask)
+
+
 def completion_mask(completions: torch.Tensor, stop: list[int]) -> torch.Tensor:
     """1 for generated tokens up to and including the first stop token, 0 after it."""
     is_stop = torch.isin(completions, torch.tensor(stop, device=completions.device))
@@ -538,13 +555,13 @@ def train_grpo(
             ref_logp = token_logprobs(reference, sequences, attention, vision, prompt_len)
         model.train()
         logp = token_logprobs(model, sequences, attention, vision, prompt_len)
-        old_logp = (
-            logp.detach()
-        )  # one update per batch (mu_iterations = 1): ratio is 1, gradient is not
-        surrogate = clipped_objective(logp, old_logp, advantages, s.epsilon_low, s.epsilon_high)
-        kl = kl_penalty(logp, ref_logp)
-        loss = -masked_mean(surrogate - s.kl_beta * kl, mask)
+        # One update per batch (mu_iterations = 1): the ratio is 1, its gradient is not.
+        old_logp = logp.detach()
+        loss = grpo_loss(
+            logp, old_logp, ref_logp, advantages, mask, s.epsilon_low, s.epsilon_high, s.kl_beta
+        )
         loss.backward()
+        kl = kl_penalty(old_logp, ref_logp)
         histogram = prediction_histogram(texts)
         entry = {
             "reward_mean": rewards.mean().item(),
@@ -552,7 +569,7 @@ def train_grpo(
             "zero_spread_share": zero_spread_share(rewards, s.generations),
             "accuracy_reward": accuracy.mean().item(),
             "format_reward": fmt.mean().item(),
-            "kl": masked_mean(kl.detach(), mask).item(),
+            "kl": masked_mean(kl, mask).item(),
             "response_length": mask.sum(dim=1).mean().item(),
             "prediction_histogram": histogram,
         }

@@ -19,7 +19,8 @@ from recipe_utils.videophy2 import (
     url_key,
 )
 
-FAST = {"workers": 4, "timeout": 0.5, "retries": 1, "backoff": 0.01}
+# The local server answers at once; the timeout only has to be one no loaded machine reaches.
+PATIENT = {"workers": 4, "timeout": 30.0, "retries": 1, "backoff": 0.01}
 
 
 def mp4_bytes(tmp_path: Path, width: int = 32, seed: int = 0) -> bytes:
@@ -40,7 +41,7 @@ def final_files(out: Path) -> list[str]:
 def test_success_names_files_by_url_key_and_sets_video(server, tmp_path):
     body = mp4_bytes(tmp_path)
     rows = [hub_row(server.add("/a.mp4", body, "ok")), hub_row(server.add("/b.mp4", body, "ok"))]
-    report = download_videos(rows, tmp_path / "out", **FAST)
+    report = download_videos(rows, tmp_path / "out", **PATIENT)
     assert sorted(report.fetched) == sorted(row["id"] for row in rows)
     assert report.failed == [] and report.present == []
     for row in rows:
@@ -54,19 +55,19 @@ def test_rows_keep_their_own_video_whatever_the_order(server, tmp_path):
     narrow_url = server.add("/narrow.mp4", mp4_bytes(tmp_path, width=32), "ok")
     wide_url = server.add("/wide.mp4", mp4_bytes(tmp_path, width=64), "ok")
     narrow, wide = hub_row(narrow_url), hub_row(wide_url)
-    download_videos([narrow, wide], tmp_path / "out", **FAST)
+    download_videos([narrow, wide], tmp_path / "out", **PATIENT)
     again = [hub_row(wide_url), hub_row(narrow_url)]
-    download_videos(again, tmp_path / "out", **FAST)
+    download_videos(again, tmp_path / "out", **PATIENT)
     assert probe(again[0]["video"]).width == probe(wide["video"]).width == 64
     assert probe(again[1]["video"]).width == probe(narrow["video"]).width == 32
 
 
 def test_rerun_fetches_nothing_already_complete(server, tmp_path):
     urls = [server.add("/a.mp4", mp4_bytes(tmp_path), "ok"), server.add("/b.mp4", b"", "404")]
-    download_videos([hub_row(url) for url in urls], tmp_path / "out", **FAST)
+    download_videos([hub_row(url) for url in urls], tmp_path / "out", **PATIENT)
     server.add("/b.mp4", mp4_bytes(tmp_path, seed=1), "ok")
     rows = [hub_row(url) for url in urls]
-    report = download_videos(rows, tmp_path / "out", **FAST)
+    report = download_videos(rows, tmp_path / "out", **PATIENT)
     assert report.present == [rows[0]["id"]] and report.fetched == [rows[1]["id"]]
     assert server.hits == {"/a.mp4": 1, "/b.mp4": 2}
     assert all(Path(row["video"]).is_file() for row in rows)
@@ -78,7 +79,7 @@ def failures(out: Path) -> list[dict]:
 
 def test_unreachable_host_fails_its_rows_at_once_with_the_reason(tmp_path):
     rows = [hub_row(f"http://127.0.0.1:{closed_port()}/{name}.mp4") for name in ("a", "b")]
-    report = download_videos(rows, tmp_path / "out", **FAST)
+    report = download_videos(rows, tmp_path / "out", **PATIENT)
     assert sorted(item["id"] for item in report.failed) == sorted(row["id"] for row in rows)
     assert all(
         item["reason"].startswith("cannot reach http://127.0.0.1:") for item in report.failed
@@ -91,7 +92,7 @@ def test_unreachable_host_fails_its_rows_at_once_with_the_reason(tmp_path):
 def test_one_unreachable_host_does_not_stop_the_others(server, tmp_path):
     good = hub_row(server.add("/a.mp4", mp4_bytes(tmp_path), "ok"))
     lost = hub_row(f"http://127.0.0.1:{closed_port()}/a.mp4")
-    report = download_videos([lost, good], tmp_path / "out", **FAST)
+    report = download_videos([lost, good], tmp_path / "out", **PATIENT)
     assert report.fetched == [good["id"]] and [f["id"] for f in report.failed] == [lost["id"]]
     assert Path(good["video"]).is_file() and lost["video"] is None
 
@@ -100,8 +101,8 @@ def test_failed_jsonl_keeps_the_entries_of_earlier_runs(server, tmp_path):
     """Datasets built from one download folder each point at failed.jsonl: none may erase it."""
     first = hub_row(server.add("/gone.mp4", b"", "404"))
     second = hub_row(server.add("/missing.mp4", b"", "404"))
-    download_videos([first], tmp_path / "out", **FAST)
-    download_videos([second], tmp_path / "out", **FAST)
+    download_videos([first], tmp_path / "out", **PATIENT)
+    download_videos([second], tmp_path / "out", **PATIENT)
     assert [item["id"] for item in failures(tmp_path / "out")] == [first["id"], second["id"]]
 
 
@@ -109,7 +110,7 @@ def test_complete_downloads_are_usable_offline(tmp_path):
     row = hub_row(f"http://127.0.0.1:{closed_port()}/a.mp4")
     (tmp_path / "out/videos").mkdir(parents=True)
     (tmp_path / "out/videos" / f"{row['id']}.mp4").write_bytes(mp4_bytes(tmp_path))
-    report = download_videos([row], tmp_path / "out", **FAST)
+    report = download_videos([row], tmp_path / "out", **PATIENT)
     assert report.present == [row["id"]] and Path(row["video"]).is_file()
 
 

@@ -59,6 +59,9 @@ def test_hand_computed_values(records):
         [0, 0, 0, 1, 1],
         [0, 0, 0, 0, 0],
     ]
+    assert all(
+        type(count) is int for row in metrics["confusion"] for count in row
+    )  # JSON 1, not 1.0
     assert metrics["prediction_histogram"] == {"1": 1, "2": 0, "3": 2, "4": 1, "5": 1, "none": 1}
     assert metrics["failed_rows"] == [
         {"id": "broken", "video": "/videos/broken.mp4", "error": "VideoError: empty file"}
@@ -110,6 +113,7 @@ def test_constant_predictor_has_no_correlation_and_says_why():
     assert metrics["spearman"] is None
     assert metrics["pearson_ci"] is None
     assert "predictions are constant" in metrics["notes"]["pearson"]
+    assert metrics["notes"]["pearson_ci"] == "Pearson's r is undefined on these rows"
     assert {"spearman", "pearson_ci"} <= set(metrics["notes"])
     json_safe(metrics)
 
@@ -127,6 +131,21 @@ def test_too_few_parsed_rows_for_a_correlation():
     assert metrics["pearson"] is None
     assert "only 2 parsed rows" in metrics["notes"]["pearson"]
     assert metrics["accuracy"] == pytest.approx(1 / 3)
+    assert metrics["pearson_ci"] is None  # r of two points is +-1 whatever they are
+
+
+def test_three_rows_are_enough_for_a_correlation_and_its_interval():
+    rows = [record("a", 1, 1), record("b", 1, 1), record("c", 2, 2)]  # small spread, r = 1
+    metrics = compute_metrics(rows, n_boot=50)
+    assert metrics["pearson"] == pytest.approx(1.0)
+    assert metrics["pearson_ci"] is not None
+
+
+def test_resamples_without_a_correlation_are_left_out_of_the_interval():
+    """Only resamples that draw the first row have any spread in the human scores."""
+    rows = [record("0", 5, 5)] + [record(str(i), 1, 1 + i % 2) for i in range(1, 5)]
+    low, high = compute_metrics(rows, n_boot=200)["pearson_ci"]
+    assert 0 < low <= high <= 1
 
 
 def test_all_parse_failures():
@@ -144,6 +163,8 @@ def test_no_rows():
     assert metrics["n"] == 0
     assert metrics["accuracy"] is None
     assert metrics["accuracy_ci"] is None
+    assert metrics["notes"]["accuracy"] == "no rows to average over"
+    assert metrics["notes"]["accuracy_ci"] == "no rows"
     json_safe(metrics)
 
 
@@ -170,11 +191,48 @@ def test_bootstrap_intervals_hold_the_estimate_and_repeat_for_a_seed(noisy_recor
     assert other_seed["pearson_ci"] != metrics["pearson_ci"]
 
 
+def test_accuracy_interval_is_the_middle_95_percent_of_its_known_distribution():
+    """Resampled accuracy is Binomial(n, accuracy) / n: the interval must be its 2.5% and 97.5%
+    quantiles (a 90% interval is 5 rows narrower on each side here)."""
+    n, correct = 1000, 600
+    rows = [record(str(i), 3, 3 if i < correct else 4) for i in range(n)]
+    low, high = compute_metrics(rows, n_boot=20_000, seed=0)["accuracy_ci"]
+    known = stats.binom(n, correct / n)
+    assert low == pytest.approx(known.ppf(0.025) / n, abs=1.5 / n)
+    assert high == pytest.approx(known.ppf(0.975) / n, abs=1.5 / n)
+
+
+def pearson(x, y, axis=-1):
+    x = x - x.mean(axis=axis, keepdims=True)
+    y = y - y.mean(axis=axis, keepdims=True)
+    return (x * y).sum(axis) / np.sqrt((x * x).sum(axis) * (y * y).sum(axis))
+
+
+def test_pearson_interval_is_scipys_95_percent_percentile_bootstrap(noisy_records):
+    metrics = compute_metrics(noisy_records, n_boot=4000, seed=0)
+    pairs = np.array([(r["pc"], r["pred"]) for r in noisy_records], dtype=float).T
+    scipy_boot = stats.bootstrap(
+        tuple(pairs),
+        pearson,
+        paired=True,
+        vectorized=True,
+        n_resamples=4000,
+        confidence_level=0.95,
+        method="percentile",
+        random_state=0,
+    )
+    tolerance = 0.15 * scipy_boot.standard_error  # a 90% interval is 0.3 standard errors narrower
+    low, high = metrics["pearson_ci"]
+    assert low == pytest.approx(scipy_boot.confidence_interval.low, abs=tolerance)
+    assert high == pytest.approx(scipy_boot.confidence_interval.high, abs=tolerance)
+
+
 def test_bootstrap_off(noisy_records):
     metrics = compute_metrics(noisy_records, n_boot=0)
     assert metrics["accuracy_ci"] is None
     assert metrics["pearson_ci"] is None
-    assert "n_boot=0" in metrics["notes"]["pearson_ci"]
+    assert metrics["notes"]["pearson_ci"] == metrics["notes"]["accuracy_ci"]
+    assert metrics["notes"]["accuracy_ci"] == "bootstrap off (n_boot=0)"
     with pytest.raises(ValueError, match="n_boot"):
         compute_metrics(noisy_records, n_boot=-1)
 
@@ -229,9 +287,10 @@ def test_corrupt_line_in_the_middle_is_an_error(tmp_path, records):
 
 
 def test_line_without_an_id_is_an_error(tmp_path, records):
-    path = write_lines(tmp_path / "predictions.jsonl", [json.dumps(records[0]), "[1, 2]"])
-    with pytest.raises(ValueError, match="line 2: expected a JSON object with an 'id'"):
-        read_predictions(path)
+    for bad in ("[1, 2]", '{"pc": 3, "pred": 3}'):
+        path = write_lines(tmp_path / "predictions.jsonl", [json.dumps(records[0]), bad])
+        with pytest.raises(ValueError, match="line 2: expected a JSON object with an 'id'"):
+            read_predictions(path)
 
 
 def test_duplicate_ids_keep_the_first_and_are_counted(tmp_path, records):
@@ -284,6 +343,8 @@ def test_the_starting_model_is_never_the_best_step():
     )
     assert table["best_by_accuracy"]["step"] == table["best_by_pearson"]["step"] == 50
     assert [row["step"] for row in table["steps"]] == [0, 50]
+    first = sweep_table({0: {"accuracy": 0.6}, 1: {"accuracy": 0.5}, 2: {"accuracy": 0.4}})
+    assert first["best_by_accuracy"]["step"] == 1  # the first checkpoint can win
 
 
 def test_sweep_table_without_any_correlation():

@@ -48,8 +48,9 @@ def test_reference_forms_agree(reference):
 
 @pytest.mark.parametrize("reference", ["", "three", "<answer>\n\n</answer>", "0", "6", None, True])
 def test_bad_reference_is_a_data_error(reference):
-    with pytest.raises(ValueError, match="reference answer"):
+    with pytest.raises(ValueError, match="reference answer") as info:
         accuracy_reward(THINK + "<answer>3</answer>", reference)
+    assert repr(str(reference)) in str(info.value)  # names the row's reference
 
 
 def test_cosmos_rl_keyword_arguments_are_accepted():

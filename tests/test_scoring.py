@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from videophy2_rows import closed_port
 
 from recipe_utils import scoring
@@ -40,6 +41,7 @@ def test_vote_and_expected_score():
     assert scoring.vote([None, None]) is None
     assert scoring.expected_from_probs({1: 0.0, 2: 0.0, 3: 1.0, 4: 0.0, 5: 0.0}) == 3
     assert scoring.expected_from_probs({4: 0.2, 5: 0.2}) == pytest.approx(4.5)  # renormalised
+    assert scoring.expected_from_probs({score: 0.0 for score in range(1, 6)}) is None
 
 
 @pytest.mark.parametrize(
@@ -98,11 +100,101 @@ def test_score_rows_resumes_and_repairs_a_torn_line(scorer, synth, tmp_path):
     assert ids == [r["id"] for r in rows]
 
 
+def test_each_batch_is_on_disk_before_the_next_batch_starts(synth, tmp_path, monkeypatch):
+    """A crash loses at most the batch in flight: each batch's records are flushed and fsynced
+    (out of Python's buffer and the page cache) before the next batch is scored, and a rerun
+    scores only the rows not on disk yet, after cutting a line torn by the crash."""
+    out = tmp_path / "predictions.jsonl"
+    synced = {}  # inode -> file size when it was last fsynced
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced[os.fstat(fd).st_ino] = os.fstat(fd).st_size
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    class Recorder:
+        """Checks, at each batch, that what earlier batches wrote was synced whole."""
+
+        def __init__(self) -> None:
+            self.lines_seen: list[int] = []
+
+        def score(self, rows: list[dict]) -> list[dict]:
+            lines = 0
+            if out.exists():
+                assert synced.get(out.stat().st_ino) == out.stat().st_size
+                lines = len(out.read_text().splitlines())
+            self.lines_seen.append(lines)
+            return [{"id": row["id"], "pc": row["pc"], "pred": None} for row in rows]
+
+    rows = load_rows(synth, "test").rows[:8]
+    scorer = Recorder()
+    scoring.score_rows(scorer, rows[:6], tmp_path, batch_size=2)
+    assert scorer.lines_seen == [0, 2, 4]
+    assert synced[out.stat().st_ino] == out.stat().st_size
+    with out.open("a") as f:
+        f.write('{"id": "torn')  # a kill in the middle of a write
+    scoring.score_rows(scorer, rows, tmp_path, batch_size=2)  # only the rest is scored
+    assert scorer.lines_seen == [0, 2, 4, 6]
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [
+        row["id"] for row in rows
+    ]
+
+
+def test_predictions_are_plain_json_never_nan(tmp_path):
+    with pytest.raises(ValueError, match="Out of range float"):
+        scoring.append_records(tmp_path / "predictions.jsonl", [{"id": "a", "expected": np.nan}])
+
+
 def test_read_only_output_is_refused_before_work(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(PermissionError, match="file/out"):
         scoring.ensure_writable(blocker / "out")
+
+
+class ForcedScorer(TransformersScorer):
+    """Generation writes `ANSWER` whatever the model prefers; `output_logits` still hands back
+    the model's own logits at each step, which is what the expected score is read from."""
+
+    ANSWER = "<answer>\n3\n</answer>"
+
+    def generate_kwargs(self) -> dict:
+        from transformers import LogitsProcessorList
+
+        tokenizer = self.processor.tokenizer
+        tokens = tokenizer(self.ANSWER).input_ids + [self.stop_ids[0]]
+
+        def force(input_ids, scores):
+            start = force.start = getattr(force, "start", input_ids.shape[1])
+            forced = torch.full_like(scores, -torch.inf)
+            forced[:, tokens[min(input_ids.shape[1] - start, len(tokens) - 1)]] = 0.0
+            return forced
+
+        return dict(super().generate_kwargs(), logits_processor=LogitsProcessorList([force]))
+
+
+def test_expected_score_comes_from_the_models_logits_at_the_answer_digit(tiny_model, prompt, synth):
+    scorer = ForcedScorer(tiny_model, prompt, VIDEO, Sampling(max_tokens=12, greedy=True))
+    row = load_rows(synth, "test").rows[0]
+    [record] = scorer.score([row])
+    assert record["raw"] == [ForcedScorer.ANSWER] and record["pred"] == 3
+    # The same probabilities from one forward pass over the prompt and the written answer.
+    _, messages, clip = scoring.load_clips([row], prompt, VIDEO)[0][0]
+    inputs = scoring.chat_inputs(scorer.processor, [messages], [clip])
+    tokenizer = scorer.processor.tokenizer
+    answer = tokenizer(ForcedScorer.ANSWER).input_ids
+    digit = answer.index(tokenizer.convert_tokens_to_ids("3"))
+    ids = torch.cat([inputs["input_ids"], torch.tensor([answer])], dim=1)
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        logits = scorer.model(**{**inputs, "input_ids": ids, "attention_mask": mask}).logits
+    at_digit = logits[0, inputs["input_ids"].shape[1] + digit - 1]
+    probs = torch.softmax(at_digit, dim=-1)[scorer.digit_ids]
+    assert record["expected"] == pytest.approx(
+        float((torch.arange(1, 6) * probs).sum() / probs.sum()), abs=1e-4
+    )
 
 
 def test_vllm_request_holds_the_chat_prompt_and_frames(tiny_model, prompt, synth):

@@ -1,5 +1,3 @@
-import time
-
 import numpy as np
 import torch
 
@@ -45,15 +43,13 @@ def test_chat_template_renders_qwen_turns_with_a_video_slot(tiny_model):
     )
 
 
-def test_generates_text_for_a_clip_offline_in_seconds(tiny_model):
+def test_generates_text_for_a_clip_offline(tiny_model):
     model, processor = load(tiny_model)
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Q"}]}]
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     frames = np.random.default_rng(0).integers(0, 255, (8, 112, 112, 3), dtype=np.uint8)
     inputs = processor(text=[text], videos=[frames], return_tensors="pt")
-    start = time.perf_counter()
-    out = model.generate(**inputs, max_new_tokens=8, do_sample=False)
-    assert time.perf_counter() - start < 10
+    out = model.generate(**inputs, max_new_tokens=8, do_sample=False)  # speed: bench/ `scoring`
     assert 1 <= out.shape[1] - inputs["input_ids"].shape[1] <= 8
 
 

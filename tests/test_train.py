@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -39,11 +40,21 @@ def test_batch_order_is_a_seeded_shuffle_per_epoch():
     assert train.batch_order(10, 2, 5, seed=1) != train.batch_order(10, 2, 0, seed=1)
 
 
+def test_batches_stay_full_when_the_data_holds_less_than_two():
+    assert [len(train.batch_order(3, 2, step, seed=0)) for step in range(4)] == [2, 2, 2, 2]
+
+
 def test_learning_rate_warms_up_then_decays_to_zero():
     factor = train.lr_lambda(warmup=4, total=14)
-    assert [factor(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert [factor(s) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
     assert factor(9) == pytest.approx(0.5)
     assert factor(14) == pytest.approx(0.0)
+    assert factor(19) == pytest.approx(0.0)  # past the last step the rate stays at zero
+
+
+def test_one_step_of_decay_reaches_zero():
+    factor = train.lr_lambda(warmup=1, total=2)
+    assert [factor(s) for s in range(3)] == pytest.approx([1.0, 1.0, 0.0])
 
 
 def test_learning_rate_can_stay_constant_after_warm_up():
@@ -53,6 +64,7 @@ def test_learning_rate_can_stay_constant_after_warm_up():
         train.lr_lambda(2, 10, decay="linear")
 
 
+@pytest.mark.slow
 def test_loss_is_on_the_answer_tokens_only(tiny_model, conversations):
     from transformers import AutoProcessor
 
@@ -92,6 +104,49 @@ def test_kl_penalty_by_hand():
     assert value.item() == pytest.approx(0.5 - math.log(0.5) - 1)
 
 
+def completion_logprobs(logits: torch.Tensor, completions: torch.Tensor) -> torch.Tensor:
+    """Per-token log-probabilities of each completion under one position-wise policy."""
+    logp = torch.log_softmax(logits, dim=-1).expand(len(completions), -1, -1)
+    return logp.gather(-1, completions.unsqueeze(-1)).squeeze(-1)
+
+
+def grpo_step(logits: torch.Tensor, completions, rewards, ref_logits, kl_beta) -> torch.Tensor:
+    """One plain gradient step on `grpo_loss` for a group of completions; the new logits."""
+    logits = logits.clone().requires_grad_(True)
+    logp = completion_logprobs(logits, completions)
+    ref_logp = completion_logprobs(ref_logits, completions)
+    advantages = train.group_advantages(rewards, group_size=len(rewards))
+    mask = torch.ones_like(logp)
+    loss = train.grpo_loss(logp, logp.detach(), ref_logp, advantages, mask, 0.2, 0.2, kl_beta)
+    loss.backward()
+    return (logits - 0.5 * logits.grad).detach()
+
+
+def test_grpo_update_moves_the_policy_towards_the_better_completion():
+    """A hand-made group: two completions of two tokens from a 3-token vocabulary, the first
+    rewarded. One step must make the first more likely and the second less likely."""
+    completions = torch.tensor([[0, 1], [2, 2]])
+    logits = torch.zeros(2, 3)
+    new = grpo_step(logits, completions, torch.tensor([2.0, 0.0]), logits, kl_beta=0.05)
+    before = completion_logprobs(logits, completions).sum(dim=1)
+    after = completion_logprobs(new, completions).sum(dim=1)
+    assert after[0] > before[0] + 0.1 and after[1] < before[1] - 0.1
+
+
+def test_grpo_update_pulls_the_policy_towards_the_reference():
+    """With no advantage to follow, only the KL term acts: the step lowers the KL."""
+    completions = torch.tensor([[0, 1], [2, 2]])
+    reference = torch.zeros(2, 3)
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, -2.0]])
+    new = grpo_step(logits, completions, torch.tensor([1.0, 1.0]), reference, kl_beta=1.0)
+
+    def kl(policy):
+        logp = completion_logprobs(policy, completions)
+        return train.kl_penalty(logp, completion_logprobs(reference, completions)).mean()
+
+    assert kl(new) < kl(logits) - 0.01
+
+
 def test_completion_mask_stops_after_the_first_stop_token():
     completions = torch.tensor([[5, 6, 2, 0, 0], [5, 6, 7, 8, 9]])
     assert train.completion_mask(completions, [2]).tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
@@ -109,14 +164,24 @@ def test_expand_vision_repeats_each_prompts_video_in_order():
 
 
 def test_kl_beta_zero_is_refused_unless_forced():
-    with pytest.raises(ValueError, match="kl_beta = 0"):
+    with pytest.raises(ValueError, match=r"kl_beta = 0 .*Keep kl_beta > 0.*force=True"):
         train.GRPOSettings(kl_beta=0.0)
     assert train.GRPOSettings(kl_beta=0.0, force=True).kl_beta == 0.0
+
+
+def test_negative_kl_beta_is_refused_even_with_force():
+    with pytest.raises(ValueError, match="kl_beta must be >= 0, got -0.1"):
+        train.GRPOSettings(kl_beta=-0.1, force=True)
+
+
+def test_grpo_betas_from_a_profile_list_become_a_tuple():
+    assert train.GRPOSettings(betas=[0.9, 0.95]).betas == (0.9, 0.95)  # YAML gives lists
 
 
 def test_collapse_is_detected():
     assert train.collapsed_score({"1": 0, "2": 0, "3": 1, "4": 9, "5": 0, "none": 5}, 0.8) == "4"
     assert train.collapsed_score({"1": 2, "2": 2, "3": 2, "4": 2, "5": 2, "none": 0}, 0.8) is None
+    assert train.collapsed_score({"1": 1, "2": 0, "3": 0, "4": 4, "5": 0, "none": 0}, 0.8) == "4"
 
 
 def answers(*scores: int) -> list[str]:
@@ -141,6 +206,78 @@ def test_zero_spread_share_counts_groups_that_teach_nothing():
     assert advantages[0].abs().sum() == advantages[2].abs().sum() == 0 < advantages[1].abs().sum()
 
 
+def test_resume_point_is_the_newest_complete_checkpoint(tmp_path):
+    assert train.resume_point(tmp_path, "base") == (0, "base")
+    for name in ("step_2", "step_4", "step_6.tmp"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+        if name != "step_6.tmp":
+            (tmp_path / "checkpoints" / name / "trainer_state.pt").touch()
+    assert train.resume_point(tmp_path, "base") == (4, tmp_path / "checkpoints" / "step_4")
+
+
+class Killed(Exception):
+    """Stands for the process being killed."""
+
+
+def kill_after_checkpoint(monkeypatch, step: int) -> None:
+    """Make training die right after it has written the checkpoint of `step`."""
+    save = train.save_checkpoint
+
+    def save_then_die(out_dir, at, *args):
+        path = save(out_dir, at, *args)
+        if at == step:
+            raise Killed(f"killed after saving step {at}")
+        return path
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+
+
+def saved_weights(folder) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return {
+        k: v for path in sorted(folder.glob("*.safetensors")) for k, v in load_file(path).items()
+    }
+
+
+def assert_same(a, b, where: str = "") -> None:
+    """Nested dicts and lists of tensors and plain values are equal, tensors bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for index, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{index}]")
+    else:
+        assert a == b, where
+
+
+@pytest.mark.slow
+def test_resumed_sft_equals_an_uninterrupted_run(tiny_model, conversations, tmp_path, monkeypatch):
+    """Killed after its step-2 checkpoint and restarted, a run ends with the weights, optimizer
+    moments and learning-rate schedule of a run that was never interrupted."""
+    settings = train.SFTSettings(steps=4, batch_size=2, save_every=2, warmup_steps=1, device="cpu")
+    whole = train.train_sft(tiny_model, conversations, tmp_path / "whole", settings)
+    kill_after_checkpoint(monkeypatch, step=2)
+    with pytest.raises(Killed):
+        train.train_sft(tiny_model, conversations, tmp_path / "resumed", settings)
+    monkeypatch.undo()
+    resumed = train.train_sft(tiny_model, conversations, tmp_path / "resumed", settings)
+    weights = saved_weights(whole)
+    base = saved_weights(Path(tiny_model))
+    assert any(not torch.equal(weights[k], base[k]) for k in base)  # training moved them
+    assert_same(saved_weights(resumed), weights)
+    state = torch.load(resumed / "trainer_state.pt", weights_only=False)
+    assert_same(state, torch.load(whole / "trainer_state.pt", weights_only=False))
+    logs = [train.read_log(tmp_path / run / "train_log.jsonl") for run in ("whole", "resumed")]
+    assert logs[0] == logs[1]
+
+
+@pytest.mark.slow
 def test_sft_saves_loadable_checkpoints_and_resumes(tiny_model, conversations, tmp_path):
     settings = train.SFTSettings(steps=2, batch_size=2, save_every=2, device="cpu")
     train.train_sft(tiny_model, conversations, tmp_path, settings)
@@ -154,6 +291,7 @@ def test_sft_saves_loadable_checkpoints_and_resumes(tiny_model, conversations, t
     AutoProcessor.from_pretrained(final)
 
 
+@pytest.mark.slow
 def test_grpo_logs_rewards_kl_and_answers(tiny_model, thinking, tmp_path):
     settings = train.GRPOSettings(
         steps=2,
@@ -175,6 +313,7 @@ def test_grpo_logs_rewards_kl_and_answers(tiny_model, thinking, tmp_path):
     assert json.loads((tmp_path / "settings.json").read_text())["kl_beta"] == 0.05
 
 
+@pytest.mark.slow
 def test_grpo_rollouts_never_write_vision_placeholders(tiny_model, thinking, tmp_path):
     """A policy that samples `<|video_pad|>` would break its own training forward pass."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -194,8 +333,8 @@ def test_grpo_rollouts_never_write_vision_placeholders(tiny_model, thinking, tmp
     assert len(set(placeholders)) == 4 and processor.tokenizer.unk_token_id not in placeholders
 
 
+@pytest.mark.slow
 def test_lora_checkpoints_hold_merged_weights_the_scorer_loads(tiny_model, conversations, tmp_path):
-    pytest.importorskip("peft")
     from transformers import AutoModelForImageTextToText
 
     settings = train.SFTSettings(steps=1, batch_size=2, save_every=1, device="cpu", lora_rank=2)
@@ -204,3 +343,29 @@ def test_lora_checkpoints_hold_merged_weights_the_scorer_loads(tiny_model, conve
     merged = AutoModelForImageTextToText.from_pretrained(final)
     base = AutoModelForImageTextToText.from_pretrained(tiny_model)
     assert merged.state_dict().keys() == base.state_dict().keys()
+
+
+@pytest.mark.slow
+def test_lora_checkpoint_computes_what_the_adapted_model_computes(tiny_model, tmp_path):
+    """The scorer loads a checkpoint as a plain model: its outputs must be the adapted model's
+    (adapters merged in), not the base model's, and training goes on with its adapters."""
+    from transformers import AutoModelForImageTextToText
+
+    from recipe_utils.scoring import load_model
+
+    model, processor = load_model(tiny_model, "cpu")
+    model = train.add_lora(model, rank=2)
+    torch.manual_seed(0)
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:  # peft starts B at zero; trained adapters are not
+            torch.nn.init.normal_(parameter, std=0.5)
+    optimizer, scheduler = train.make_optimizer(model, 1e-3, 0.0, warmup=1, total=2)
+    path = train.save_checkpoint(tmp_path, 1, model, processor, optimizer, scheduler)
+    ids = processor.tokenizer("<answer>\n3\n</answer>", return_tensors="pt").input_ids
+    with torch.no_grad():
+        adapted = model.eval()(input_ids=ids).logits
+        base = AutoModelForImageTextToText.from_pretrained(tiny_model).eval()(input_ids=ids).logits
+        saved = AutoModelForImageTextToText.from_pretrained(path).eval()(input_ids=ids).logits
+    assert (adapted - base).abs().max() > 1e-2  # the adapters change what the model computes
+    torch.testing.assert_close(saved, adapted, atol=1e-4, rtol=1e-4)
+    assert any("lora_B" in name for name, _ in model.named_parameters())

@@ -297,6 +297,15 @@ def test_balance_downsamples_without_and_upsamples_with_replacement():
     assert set(twos) == {"12", "13"} and len(twos) == 7
 
 
+def test_balance_keeps_every_row_of_a_small_group():
+    """A label with fewer rows than its share keeps each of them and tops up with repeats;
+    redrawing the whole group instead loses some of its rows for most seeds."""
+    rows = rows_with([4] * 14 + [2] * 6)  # 10 rows per label
+    for seed in range(10):
+        twos = [row["id"] for row in balance_labels(rows, seed=seed).rows if row["pc"] == 2]
+        assert len(twos) == 10 and set(twos) == {str(i) for i in range(14, 20)}, seed
+
+
 def test_balance_is_seeded_and_shuffled():
     rows = rows_with([4] * 30 + [3] * 10)
     first = [row["id"] for row in balance_labels(rows, seed=1).rows]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from recipe_utils.answers import parse_answer
@@ -38,12 +36,13 @@ MALFORMED = [
 ]
 
 
+# Parsing speed on these inputs is measured in bench/ (`parsing`); the timeout here only stops a
+# regex blow-up from hanging the suite, far above what any machine needs.
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("text", [c[1] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
 def test_malformed_answer_parses_to_none_and_earns_nothing(text):
-    start = time.perf_counter()
     assert parse_answer(text) is None
     assert accuracy_reward(text, REFERENCE) == 0.0
-    assert time.perf_counter() - start < 1.0  # no regex blow-up on long outputs
 
 
 @pytest.mark.parametrize("value", [None, 3, b"<answer>3</answer>"], ids=["none", "int", "bytes"])
@@ -52,12 +51,11 @@ def test_non_text_completion_earns_nothing(value):
     assert total_reward(value, REFERENCE) == 0.0
 
 
+@pytest.mark.timeout(60)
 def test_megabyte_of_thinking_before_one_answer_still_parses():
     text = "<think>" + "the ball falls " * (MEGABYTE // 15) + "</think>\n\n<answer>\n3\n</answer>"
-    start = time.perf_counter()
     assert parse_answer(text) == 3
     assert total_reward(text, REFERENCE) == 2.0
-    assert time.perf_counter() - start < 1.0
 
 
 def test_well_formed_wrong_answer_keeps_its_format_reward():

@@ -8,7 +8,6 @@ import nbformat
 import pytest
 import yaml
 
-from recipe_utils import train
 from recipe_utils.config import CONFIG_DIR, ConfigError, load_config
 from recipe_utils.course import check_parameters, run_course
 from recipe_utils.prompts import PromptError, load_prompt
@@ -140,25 +139,3 @@ def test_course_checks_every_notebook_before_running_any(tmp_path):
     with pytest.raises(ConfigError, match=r"02_second.ipynb: unknown parameter\(s\) \['STEPS'\]"):
         run_course(str(path), out=tmp_path / "run", folder=folder)
     assert list((tmp_path / "run").glob("*.ipynb")) == []  # 01 did not run either
-
-
-# ----------------------------------------------------------------------------- trainers
-
-
-def grpo_settings():
-    if not hasattr(train, "GRPOSettings"):
-        pytest.skip("GRPO not landed")
-    return train.GRPOSettings
-
-
-def test_grpo_refuses_kl_beta_zero_without_force():
-    settings = grpo_settings()
-    with pytest.raises(ValueError, match=r"kl_beta = 0 .*force=True"):
-        settings(kl_beta=0.0)
-    assert settings(kl_beta=0.0, force=True).kl_beta == 0.0
-
-
-def test_grpo_refuses_negative_kl_beta_even_with_force():
-    settings = grpo_settings()
-    with pytest.raises(ValueError, match="kl_beta must be >= 0, got -0.1"):
-        settings(kl_beta=-0.1, force=True)

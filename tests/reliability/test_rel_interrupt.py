@@ -119,7 +119,7 @@ def test_download_killed_mid_body_leaves_no_partial_file_and_resumes(server, tmp
     assert not (videos / f"{slow}.mp4").exists()  # only the .part holds the half body
 
     server.routes["/slow.mp4"] = ["ok"]
-    report = download_videos(rows, out, workers=2, timeout=5, retries=0)
+    report = download_videos(rows, out, workers=2, timeout=30, retries=0)
     assert sorted(report.present) == sorted(fast) and report.fetched == [slow]
     assert (out / "failed.jsonl").read_text() == ""
     assert sorted(p.name for p in videos.iterdir()) == sorted(f"{row['id']}.mp4" for row in rows)
