@@ -98,7 +98,7 @@ def wait_until_up(lab: Lab, server: subprocess.Popen, log: Path) -> None:
 
 
 def stop(server: subprocess.Popen) -> None:
-    """End make, JupyterLab and its kernels: they share one process group."""
+    """End make and JupyterLab (one process group); JupyterLab shuts its kernels down first."""
     try:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
