@@ -26,7 +26,8 @@ test: $(STAMP)
 # and saving never shows in `git status`; delete a copy to get the course's version back). The
 # notebooks' .py twins are hidden, so each notebook is listed once. LAB_ARGS: more options.
 lab: $(STAMP)
-	mkdir -p runs/notebooks && cp -n notebooks/*.ipynb runs/notebooks/
+	mkdir -p runs/notebooks
+	for nb in notebooks/*.ipynb; do test -e runs/notebooks/$${nb##*/} || cp $$nb runs/notebooks/; done
 	$(VENV)/bin/jupyter lab --config=configs/jupyter_lab_config.json $(LAB_ARGS)
 
 lint: $(STAMP)
