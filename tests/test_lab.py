@@ -23,9 +23,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser import chromium_page
+from browser import chromium_page, video_plays
 from playwright.sync_api import Page
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from recipe_utils.config import REPO_ROOT
 
@@ -37,6 +36,7 @@ NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front
 OUTPUT = f"{NOTEBOOK} .jp-OutputArea-output"
 STDERR = f'{OUTPUT}[data-mime-type="application/vnd.jupyter.stderr"]'
 PROMPTS = f"{NOTEBOOK} .jp-CodeCell .jp-InputArea-prompt"
+BROWSER_VIDEO = f"{OUTPUT} .widget-html video"  # the clip browser's player (an ipywidgets HTML)
 
 
 @dataclass
@@ -198,23 +198,6 @@ def look(page: Page) -> Outputs:
     )
 
 
-def video_plays(page: Page) -> bool:
-    """The first video's currentTime advances within a few seconds of play()."""
-    video = page.locator(f"{OUTPUT} video").first
-    video.scroll_into_view_if_needed()
-    start = video.evaluate("v => v.currentTime")
-    try:
-        video.evaluate("v => v.play()")
-        page.wait_for_function(
-            "([v, t]) => v.currentTime > t + 0.2",
-            arg=[video.element_handle(), start],
-            timeout=15_000,
-        )
-        return True
-    except PlaywrightTimeout:
-        return False
-
-
 def save(page: Page) -> None:
     """Ctrl+S, then wait until the tab no longer marks the notebook as modified."""
     page.keyboard.press("Control+s")
@@ -259,11 +242,14 @@ def test_dataset_tour_runs_plays_clips_and_saving_leaves_git_clean(page, lab):
     assert outputs.figures > 0 and outputs.broken_figures == 0
     assert outputs.dropdowns >= 1 and outputs.videos >= 1  # the clip browser
     assert video_plays(page)
-    shown = f"() => document.querySelector('{OUTPUT} video').src"
-    before = page.evaluate(shown)
+    shown = f"() => document.querySelector('{BROWSER_VIDEO}')"
+    before = page.evaluate(f"({shown})().src")
     page.locator(f"{OUTPUT} .widget-dropdown select").first.select_option(index=1)
-    page.wait_for_function(f"before => ({shown})() !== before", arg=before)
-    assert video_plays(page)
+    page.wait_for_function(f"before => ({shown})().src !== before", arg=before)
+    player = page.locator(BROWSER_VIDEO)
+    player.scroll_into_view_if_needed()  # Chromium pauses muted autoplay out of view
+    player.evaluate("v => v.play()")
+    page.wait_for_function(f"() => ({shown})().currentTime > 0.3")  # the picked clip plays
     save(page)
     saved = nbformat.read(lab.checkout / "runs/notebooks/01_dataset_tour.ipynb", as_version=4)
     assert any(cell.get("outputs") for cell in saved.cells)  # the learner's outputs are kept
