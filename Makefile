@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: course test lab lint install clean sync
+.PHONY: course test lint install clean sync mutants
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	python3 -m venv $(VENV)
@@ -25,6 +25,7 @@ test: $(STAMP)
 # opened at notebook 01 of the learner's copies in runs/notebooks/ (git ignores runs/, so running
 # and saving never shows in `git status`; delete a copy to get the course's version back). The
 # notebooks' .py twins are hidden, so each notebook is listed once. LAB_ARGS: more options.
+.PHONY: lab
 lab: $(STAMP)
 	mkdir -p runs/notebooks
 	for nb in notebooks/*.ipynb; do test -e runs/notebooks/$${nb##*/} || cp $$nb runs/notebooks/; done
@@ -33,8 +34,13 @@ lab: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recipe_utils tests bench notebooks
 
+# Mutation testing of the core modules (about 30 minutes on 2 cores; resumable); not part of
+# `make test`. Records the score in bench/results/mutants.json and bench/README.md.
+mutants: $(STAMP)
+	$(PY) bench/mutants.py
+
 clean:
-	rm -rf runs .pytest_cache .ruff_cache
+	rm -rf runs mutants .pytest_cache .ruff_cache
 
 sync: $(STAMP)  # after editing a notebook's .py twin: regenerate the .ipynb, without outputs
 	$(VENV)/bin/jupytext --to ipynb notebooks/0*.py
