@@ -1,4 +1,4 @@
-# Two entry points for a fresh machine: `make course` and `make test`.
+# Two entry points for a fresh machine: `make course` and `make test`; `make lab` to step through.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
@@ -20,6 +20,16 @@ course: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The step-through: JupyterLab at the repository root (notebooks/ and runs/ in its file browser),
+# opened at notebook 01 of the learner's copies in runs/notebooks/ (git ignores runs/, so running
+# and saving never shows in `git status`; delete a copy to get the course's version back). The
+# notebooks' .py twins are hidden, so each notebook is listed once. LAB_ARGS: more options.
+.PHONY: lab
+lab: $(STAMP)
+	mkdir -p runs/notebooks
+	for nb in notebooks/*.ipynb; do test -e runs/notebooks/$${nb##*/} || cp $$nb runs/notebooks/; done
+	$(VENV)/bin/jupyter lab --config=configs/jupyter_lab_config.json $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recipe_utils tests bench notebooks

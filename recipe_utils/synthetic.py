@@ -271,20 +271,24 @@ def render(scene: Scene) -> np.ndarray:
     return frames
 
 
+def with_article(words: str) -> str:
+    """`words` after "a" or "an", chosen by its first letter: "an orange ball", "a red ball"."""
+    return f"{'an' if words[0].lower() in 'aeiou' else 'a'} {words}"
+
+
 def caption(scene: Scene) -> tuple[str, str]:
-    body = scene.bodies[0]
+    """The caption a generator was prompted with, and the action it shows."""
+    noun = "block" if scene.kind == "slide" else "ball"
+    subject = with_article(f"{scene.bodies[0].color} {noun}").capitalize()
     text = {
-        "drop": (f"A {body.color} ball is dropped and falls onto the floor.", "dropping a ball"),
-        "throw": (f"A {body.color} ball is thrown towards a wall.", "throwing a ball"),
-        "slide": (
-            f"A {body.color} block slides across the floor and slows down.",
-            "sliding a block",
-        ),
+        "drop": (f"{subject} is dropped and falls onto the floor.", "dropping a ball"),
+        "throw": (f"{subject} is thrown towards a wall.", "throwing a ball"),
+        "slide": (f"{subject} slides across the floor and slows down.", "sliding a block"),
         "collide": (
-            f"A {body.color} ball rolls into a {scene.bodies[-1].color} ball at rest.",
+            f"{subject} rolls into {with_article(scene.bodies[-1].color + ' ball')} at rest.",
             "colliding balls",
         ),
-        "stack": (f"A {body.color} ball falls beside a stack of boxes.", "dropping a ball"),
+        "stack": (f"{subject} falls beside a stack of boxes.", "dropping a ball"),
     }
     return text[scene.kind]
 

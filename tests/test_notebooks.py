@@ -9,16 +9,13 @@ import pytest
 from browser import broken_images, chromium_page, export_html, open_offline, video_plays
 
 from recipe_utils.config import load_config
-from recipe_utils.course import run_course
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("course")
-    run_course("smoke", out=folder)
-    return folder
+def run(smoke_run):
+    return smoke_run
 
 
 # executed notebook -> the folder its metrics.json is written to

@@ -1,4 +1,5 @@
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -131,3 +132,10 @@ def test_every_label_occurs_and_train_is_imbalanced_towards_4():
     for counts in labels.values():
         assert set(counts) == {1, 2, 3, 4, 5}
     assert labels["train"].most_common(1)[0][0] == 4
+
+
+def test_captions_are_grammatical():
+    captions = [S.make_row("train", i, 0)[0]["caption"] for i in range(100)]
+    wrong_article = re.compile(r"\b[Aa] [aeiou]|\b[Aa]n [^aeiou]")
+    assert [c for c in captions if wrong_article.search(c)] == []
+    assert {c.split()[0] for c in captions} == {"A", "An"}  # "An orange ball", "A red ball"
