@@ -125,7 +125,7 @@ def run_course(
                 parameters=params,
                 kernel_name="python3",
                 execution_timeout=cell_timeout,
-                cwd=str(notebook.parent),
+                cwd=str(target),  # beside the executed copy, so its relative links resolve
                 progress_bar=False,
             )
         except papermill.PapermillExecutionError as exc:

@@ -210,3 +210,16 @@ def test_exported_notebooks_show_figures_and_play_clips(run, tmp_path):
             if page.locator("video").count():
                 assert video_plays(page), f"{name}: the embedded clip does not play"
         assert page.locator("video").count() > 0  # 05 shows where the models disagree
+
+
+def test_links_in_executed_notebooks_open_from_where_they_are_saved(run):
+    """Clip and file links are relative: they must resolve beside the executed copy."""
+    links = [
+        (name, href)
+        for name in FOLDERS
+        for output in outputs(executed(run, name))
+        for href in re.findall(r'href="([^"#]+)"', output_text(output))
+        if "://" not in href and not href.startswith("data:")
+    ]
+    assert links  # the galleries and 05's summary links
+    assert [link for link in links if not (run / link[1]).exists()] == []
