@@ -34,6 +34,14 @@ def cmd_course(args: argparse.Namespace) -> None:
             print(f"{name}: {folder / name}")
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor
+
+    ready, report = doctor(args.profile)
+    print(report)
+    return 0 if ready else 1
+
+
 def cmd_prepare(args: argparse.Namespace) -> None:
     from .videophy2 import prepare
 
@@ -54,7 +62,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from .scoring import Sampling, score_split
+    from .scoring import Parallel, Sampling, score_split
 
     sampling = Sampling(
         n=args.samples,
@@ -77,6 +85,7 @@ def cmd_score(args: argparse.Namespace) -> None:
             backend=args.backend,
             limit=args.limit,
             batch_size=args.batch_size,
+            parallel=Parallel(args.engine, args.replicas, args.decode_workers),
             **options,
         )
     )
@@ -111,6 +120,20 @@ def setting(text: str) -> tuple[str, object]:
     if not sep:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key, yaml.safe_load(value)
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,6 +195,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     p.add_argument("--seed", type=int, default=1, help="sampling seed")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per vLLM engine")
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: processes on this machine; ray: Ray Data (a cluster if RAY_ADDRESS is set)",
+    )
+    p.add_argument(
+        "--replicas",
+        type=positive,
+        default=1,
+        help="model copies scoring at once: one per GPU (or per tensor-parallel group), "
+        "processes on CPU",
+    )
+    p.add_argument(
+        "--decode-workers",
+        type=non_negative,
+        default=0,
+        help="processes decoding clips ahead of the models (0: each replica decodes its own)",
+    )
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("evaluate", help="metrics.json from a predictions.jsonl")
@@ -194,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="GRPO: allow kl_beta = 0")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("doctor", help="check that this machine can run a profile, with fixes")
+    p.add_argument("--profile", default="smoke", help="smoke, full, or a path to a profile YAML")
+    p.set_defaults(func=cmd_doctor)
+
     p = sub.add_parser("course", help="run the notebooks headless with papermill")
     p.add_argument("--profile", default="smoke", help="smoke, full, or a path to a profile YAML")
     p.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (e.g. 01 03)")
@@ -207,11 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     from .course import CourseError
 
     try:
-        args.func(args)
+        code = args.func(args)
     except (CourseError, ValueError, OSError, ImportError) as exc:  # errors written for users
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import NOTEBOOK_DIR, ConfigError, load_config, run_dir
+from .doctor import preflight
 
 CELL_TIMEOUT_S = 1800
 
@@ -79,6 +80,7 @@ def run_course(
     import papermill
 
     config = load_config(profile)
+    preflight(config, str(profile), out)  # a GPU profile stops here if the machine lacks a part
     target = run_dir(config, out)
     notebooks = find_notebooks(only, folder)
     plan = [(nb, notebook_parameters(config, profile, nb, target)) for nb in notebooks]
