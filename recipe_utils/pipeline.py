@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from .config import repo_path, resolve_model, resolve_source
-from .scoring import Sampling, score_split, sweep_checkpoints
+from .scoring import Parallel, Sampling, score_split, sweep_checkpoints
 
 
 def row_limit(config: dict, kind: str) -> int | None:
@@ -67,6 +67,7 @@ def score_args(config: dict, run: Path, prompt: str | Path) -> dict:
         limit=config["data"]["limit"],
         batch_size=scoring["batch_size"],
         videos_dir=run / "data",
+        parallel=Parallel(scoring["engine"], scoring["replicas"], scoring["decode_workers"]),
         **options,
     )
 
