@@ -337,8 +337,6 @@ def start_ray(replicas: int) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=False)
         return
-    # Ray gives its agents 30 s to start; a busy 2-core machine (CI) can need more.
-    os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
     cpus = max(os.cpu_count() or 1, replicas + 1)
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
 
