@@ -358,19 +358,19 @@ def run_ray(jobs: list[Job], spec: ScorerSpec, parallel: Parallel, batch_size: i
         if not rows:
             continue
         data = ray.data.from_items([{"row": row} for row in rows])
-        decode_options = {"concurrency": parallel.decode_workers} if parallel.decode_workers else {}
+        workers = parallel.decode_workers or None  # None: as many tasks as CPUs allow
         data = data.map_batches(
             decode_batch,
             fn_kwargs={"spec": spec},
             batch_size=batch_size,
             num_cpus=1,
-            **decode_options,
+            compute=ray.data.TaskPoolStrategy(size=workers),
         )
         data = data.map_batches(
             RayScorer,
             fn_constructor_kwargs={"spec": spec, "model": job.model, "threads": threads},
             batch_size=batch_size,
-            concurrency=parallel.replicas,
+            compute=ray.data.ActorPoolStrategy(size=parallel.replicas),
             **resources,
         )
         out = job.out / "predictions.jsonl"

@@ -90,6 +90,28 @@ def test_ray_engine_writes_the_default_predictions(tiny_model, synth, tmp_path, 
         ray.shutdown()
 
 
+def test_ray_stages_hand_the_scorer_its_clips_and_failures(tiny_model, prompt, synth, tmp_path):
+    """decode_batch then RayScorer, called as Ray Data calls them (numpy columns), give what
+    the scorer gives in one process, a broken video included."""
+    import numpy as np
+    import torch
+
+    from recipe_utils.videophy2 import load_rows
+
+    rows = load_rows(synth, "test").rows[:2]
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    rows.append(dict(rows[0], id="broken", video=str(tmp_path / "broken.mp4")))
+    spec = ScorerSpec("transformers", prompt, VIDEO, SAMPLING, {"device": "cpu"})
+    column = np.array([json.dumps(row) for row in rows], dtype=object)
+    decoded = parallel.decode_batch({"row": column}, spec)
+    actor = parallel.RayScorer(spec, str(tiny_model), torch.get_num_threads())
+    batch = {key: np.array(value, dtype=object) for key, value in decoded.items()}
+    records = [json.loads(text) for text in actor(batch)["record"]]
+    expected = actor.scorer.score(rows)
+    assert [(r["id"], r["raw"]) for r in records] == [(r["id"], r["raw"]) for r in expected]
+    assert "error" in records[2] and records[2]["pred"] is None
+
+
 @pytest.mark.slow
 def test_killed_parallel_run_restarts_with_every_clip_once(tiny_model, synth, tmp_path):
     out = tmp_path / "scores"
