@@ -129,18 +129,25 @@ def time_batch(
     }
 
 
+def compute_flops(
+    counts: dict, prompt_tokens: int, vision_patches: int, batch_size: int, new_tokens: int
+) -> dict:
+    """FLOPs of one batch per part: 2 x parameters x tokens (attention's quadratic term left out)."""
+    return {
+        "vision": 2 * counts["vision"] * vision_patches,
+        "prefill": 2 * (counts["layers"] * prompt_tokens + counts["head"]) * batch_size,
+        "decode": 2 * (counts["layers"] + counts["head"]) * batch_size * (new_tokens - 1),
+    }
+
+
 def add_bounds(
     row: dict, counts: dict, new_tokens: int, tflops: float | None, tbps: float | None
 ) -> dict:
     """Compute-bound seconds (2 x params x tokens at peak) and the share of peak reached."""
     steps = new_tokens - 1
-    flops = {
-        "vision": 2 * counts["vision"] * row["vision_patches"],
-        "prefill": 2
-        * (counts["layers"] * row["prompt_tokens"] + counts["head"])
-        * row["batch_size"],
-        "decode": 2 * (counts["layers"] + counts["head"]) * row["batch_size"] * steps,
-    }
+    flops = compute_flops(
+        counts, row["prompt_tokens"], row["vision_patches"], row["batch_size"], new_tokens
+    )
     row = dict(row, videos_per_s=row["batch_size"] / row["total_s"])
     if tflops:
         for part, f in flops.items():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import resource
@@ -39,10 +40,13 @@ from recipe_utils.video import fit_pixels, frame_count, load_clip, per_frame_bud
 REPO = Path(__file__).resolve().parent.parent
 PROMPT = REPO / "prompts" / "video_reward.yaml"
 COURSE_DIR = REPO / "runs" / "smoke"
-BENCHMARKS = ("scoring", "dataprep", "memory", "course", "gpu", "parsing")
+BENCHMARKS = ("scoring", "dataprep", "decode", "memory", "course", "gpu", "parsing", "costmodel")
 # The published recipe's scoring budget, and its training budget (RECIPE_FACTS.md).
 SCORE_VIDEO = {"fps": 16, "total_pixels": 8192 * 28 * 28}
 TRAIN_VIDEO = {"fps": 1, "max_pixels": 81920}
+# VideoPhy-2's clip sizes at both ends: Wan's 832x480, 81 frames at 16 fps, and 1280x720,
+# 121 frames at 24 fps (frames, height, width, fps).
+VIDEOPHY2_CLIPS = {"832x480x81": (81, 480, 832, 16), "1280x720x121": (121, 720, 1280, 24)}
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class Plan:
     prep_repeats: int
     sft_steps: int
     gpu_batch_sizes: tuple[int, ...]
+    decode_clips: int  # per VideoPhy-2 size
+    decode_repeats: int
     batch_sizes: tuple[int, ...] = (1, 8, 16)
     max_tokens: int = 16
     # A large generated clip, like VideoPhy-2's: 5 s of 480 x 832 at 16 fps.
@@ -71,6 +77,8 @@ QUICK = Plan(
     prep_repeats=3,
     sft_steps=10,
     gpu_batch_sizes=(1, 4),
+    decode_clips=4,
+    decode_repeats=2,
 )
 FULL = Plan(
     score_videos=128,
@@ -79,6 +87,8 @@ FULL = Plan(
     prep_repeats=5,
     sft_steps=20,
     gpu_batch_sizes=(1, 2, 4, 8, 16, 32),
+    decode_clips=8,
+    decode_repeats=3,
 )
 
 
@@ -269,6 +279,233 @@ def bench_dataprep(
         "frames_per_s": "source frames decoded / seconds of the fastest pass",
     }
     return {"settings": run_settings, "results": results, "summary": summary}
+
+
+# ----------------------------------------------------------------------------- decode workers
+
+
+def noisy_frames(frames: int, height: int, width: int, seed: int) -> np.ndarray:
+    """`pattern_frames` with grain: generated video compresses far worse than a clean pattern,
+    and the decoder's cost follows the bitrate."""
+    rng = np.random.default_rng(seed)
+    video = pattern_frames(frames, height, width, seed).astype(np.int16)
+    video += rng.integers(-24, 25, size=video.shape, dtype=np.int16)
+    return np.clip(video, 0, 255).astype(np.uint8)
+
+
+def make_videophy2_clips(folder: Path, per_size: int) -> dict[str, list[Path]]:
+    """`per_size` clips of each VideoPhy-2 size, rendered here."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = {}
+    for name, (frames, height, width, fps) in VIDEOPHY2_CLIPS.items():
+        clips[name] = []
+        for i in range(per_size):
+            path = folder / f"{name}_{i}.mp4"
+            write_clip(path, noisy_frames(frames, height, width, seed=i), fps)
+            clips[name].append(path)
+    return clips
+
+
+def clip_size(path: Path) -> str:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate)
+        return f"{stream.width}x{stream.height}, {stream.frames} frames at {rate:g} fps"
+
+
+def decode_for_model(path: Path) -> tuple[object, float]:
+    """What a decode worker does per clip: decode, sample and resize at the scoring settings;
+    the frames travel back to the caller, as they do to a replica. Also the CPU seconds it
+    took, which other jobs on a shared machine do not inflate as they do wall time."""
+    start = time.process_time()
+    clip = load_clip(path, **SCORE_VIDEO)
+    return clip, time.process_time() - start
+
+
+def decode_pass(pool: ProcessPoolExecutor, clips: list[Path]) -> tuple[float, float]:
+    """Wall seconds for the whole pass and CPU seconds per clip."""
+    start = time.perf_counter()
+    cpu = [seconds for _, seconds in pool.map(decode_for_model, clips)]
+    return time.perf_counter() - start, sum(cpu) / len(cpu)
+
+
+def video_tokens(clip_path: Path) -> dict:
+    """Prompt tokens and vision patches Qwen2.5-VL gets for a clip at the scoring settings
+    (the tiny processor has the real one's patching and merging, bench/gpu.py)."""
+    from recipe_utils.prompts import load_prompt
+    from recipe_utils.scoring import chat_inputs
+    from recipe_utils.tiny import build_processor, build_tokenizer
+    from recipe_utils.videophy2 import build_messages
+
+    processor = build_processor(build_tokenizer())
+    messages = build_messages(
+        {"id": "bench", "video": str(clip_path)}, load_prompt(PROMPT), SCORE_VIDEO, False
+    )
+    inputs = chat_inputs(processor, [messages], [load_clip(clip_path, **SCORE_VIDEO)])
+    return {
+        "prompt_tokens": int(inputs["input_ids"].shape[1]),
+        "vision_patches": int(inputs["pixel_values_videos"].shape[0]),
+    }
+
+
+def bench_decode(clips: dict[str, list[Path]], repeats: int, workers: tuple[int, ...] = (1, 2)):
+    """Clips per second decoded for the model by 1 and by 2 worker processes (the pool
+    `recipe_utils.parallel` feeds replicas from), per VideoPhy-2 size. Worker counts take
+    turns within each repeat; the fastest pass of each counts."""
+    context = multiprocessing.get_context("spawn")
+    load_before = os.getloadavg()[0]
+    results, summary = {}, []
+    for name, paths in clips.items():
+        seconds: dict[int, list[float]] = {n: [] for n in workers}
+        cpu: list[float] = []
+        pools = {n: ProcessPoolExecutor(n, mp_context=context) for n in workers}
+        try:
+            for n, pool in pools.items():
+                decode_pass(pool, paths[:n])  # start and warm every worker
+            for _ in range(repeats):
+                for n, pool in pools.items():
+                    wall, per_clip = decode_pass(pool, paths)
+                    seconds[n].append(wall)
+                    cpu.append(per_clip)
+        finally:
+            for pool in pools.values():
+                pool.shutdown()
+        rate = {n: len(paths) / best(times) for n, times in seconds.items()}
+        one, two = workers[0], workers[-1]
+        results[name] = {
+            "clip": clip_size(paths[0]),
+            "clips": len(paths),
+            "seconds": {str(n): [round(t, 3) for t in ts] for n, ts in seconds.items()},
+            "clips_per_s": {str(n): round(r, 3) for n, r in rate.items()},
+            "seconds_per_clip_one_process": round(1 / rate[one], 3),
+            "cpu_seconds_per_clip": round(min(cpu), 3),
+            "speedup": round(rate[two] / rate[one], 2),
+            **video_tokens(paths[0]),
+        }
+        summary += [
+            {
+                "measure": f"{name}: decode s/clip, 1 process",
+                "value": results[name]["seconds_per_clip_one_process"],
+                "unit": "s",
+            },
+            {
+                "measure": f"{name}: decode CPU s/clip",
+                "value": results[name]["cpu_seconds_per_clip"],
+                "unit": "s",
+            },
+            {
+                "measure": f"{name}: clips/s, {two} processes vs 1",
+                "value": results[name]["speedup"],
+                "unit": "x",
+            },
+        ]
+    settings = {
+        "video": SCORE_VIDEO,
+        "clip_content": "colour pattern with grain, H.264 crf 18",
+        "workers": list(workers),
+        "repeats": repeats,
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+    }
+    return {"settings": settings, "results": results, "summary": summary}
+
+
+# ----------------------------------------------------------------------------- cost model
+
+
+def read_result(results_dir: Path, name: str) -> dict | None:
+    path = results_dir / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def sweep_passes(config: dict) -> int:
+    """Times the full profile scores the test split: zero-shot, then each sweep (its start
+    model as step 0 and every saved checkpoint)."""
+    sft, grpo = config["sft"], config["grpo"]
+    return 1 + (1 + sft["steps"] // sft["save_every"]) + (1 + grpo["steps"] // grpo["save_every"])
+
+
+def model_seconds(tokens: dict, gpu: dict | None, new_tokens: int) -> tuple[float, str]:
+    """GPU seconds per clip for one 7B replica: measured by bench/gpu.py when it ran on a GPU,
+    else the compute bound (2 x parameters x tokens at the H100's bf16 peak)."""
+    if gpu and not gpu.get("skipped"):
+        rows = [r for r in gpu["results"]["batches"] if "error" not in r]
+        fastest = max(rows, key=lambda r: r["videos_per_s"])
+        return 1 / fastest["videos_per_s"], f"measured on {gpu['machine']['gpu']} (bench/gpu.py)"
+    import torch
+    from gpu import PEAKS, TEXT_7B, VISION_7B, build_model, compute_flops, parameter_counts
+
+    from recipe_utils.tiny import build_processor, build_tokenizer
+
+    processor = build_processor(build_tokenizer())
+    model = build_model(processor, TEXT_7B, VISION_7B, "meta", torch.bfloat16)
+    counts = parameter_counts(model)
+    flops = compute_flops(counts, tokens["prompt_tokens"], tokens["vision_patches"], 1, new_tokens)
+    tflops = PEAKS["H100"][0]
+    return sum(flops.values()) / (
+        tflops * 1e12
+    ), f"compute bound at H100 bf16 peak ({tflops:g} TFLOPS)"
+
+
+def bench_costmodel(results_dir: Path, plan: Plan) -> dict:
+    """The full profile's scoring wall time on 8 GPUs, old design vs new, from decode.json
+    (decode seconds per clip at VideoPhy-2's sizes) and gpu.json or the compute bound."""
+    from recipe_utils.config import load_config
+
+    decode = read_result(results_dir, "decode")
+    if decode is None:
+        reason = "no results/decode.json; run `python bench/run.py --only decode` first"
+        return {"settings": {}, "results": {}, "summary": [], "skipped": reason}
+    config = load_config("full")
+    scoring = config["scoring"]
+    clips = 3397 * sweep_passes(config)  # the test split (RECIPE_FACTS.md) times its passes
+    replicas, workers = scoring["replicas"], scoring["decode_workers"]
+    results, summary = {}, []
+    for name, measured in decode["results"].items():
+        decode_s = measured["cpu_seconds_per_clip"]  # a worker has a core to itself there
+        model_s, source = model_seconds(
+            measured, read_result(results_dir, "gpu"), plan.gpu_new_tokens
+        )
+        old = clips * (decode_s + model_s)  # one engine, one GPU, decoding in its own process
+        rate = min(replicas / model_s, workers / decode_s)  # replicas fed by the decode pool
+        new = clips / rate
+        results[name] = {
+            "decode_s_per_clip": decode_s,
+            "model_s_per_clip": round(model_s, 4),
+            "model_time": source,
+            "old_hours": round(old / 3600, 2),
+            "new_hours": round(new / 3600, 2),
+            "decode_workers_to_feed_all_gpus": math.ceil(replicas * decode_s / model_s),
+            "bound_by": "GPUs" if replicas / model_s <= workers / decode_s else "decode workers",
+        }
+        summary += [
+            {
+                "measure": f"{name}: full-profile scoring, old design (1 GPU, decode in line)",
+                "value": results[name]["old_hours"],
+                "unit": "h",
+            },
+            {
+                "measure": f"{name}: full-profile scoring, new design ({replicas} replicas, {workers} decode workers)",
+                "value": results[name]["new_hours"],
+                "unit": "h",
+            },
+            {
+                "measure": f"{name}: decode workers that keep {replicas} GPUs busy",
+                "value": results[name]["decode_workers_to_feed_all_gpus"],
+                "unit": "",
+            },
+        ]
+    settings = {
+        "clips_scored": clips,
+        "passes": sweep_passes(config),
+        "replicas": replicas,
+        "decode_workers": workers,
+        "new_tokens_per_answer": plan.gpu_new_tokens,
+        "decode_from": f"results/decode.json ({decode['date'][:10]})",
+    }
+    return {"settings": settings, "results": results, "summary": summary}
 
 
 # ----------------------------------------------------------------------------- memory
@@ -514,6 +751,10 @@ def run_benchmarks(names: list[str], plan: Plan, results_dir: Path, course_dir: 
         jobs = {
             "scoring": lambda: bench_scoring(model_dir, data_dir, plan, work),
             "dataprep": lambda: bench_dataprep(clips, plan.prep_repeats),
+            "decode": lambda: bench_decode(
+                make_videophy2_clips(work / "videophy2", plan.decode_clips), plan.decode_repeats
+            ),
+            "costmodel": lambda: bench_costmodel(results_dir, plan),
             "memory": lambda: bench_memory(model_dir, data_dir, plan, work),
             "course": lambda: bench_course(course_dir),
             "gpu": lambda: bench_gpu(clips[0], plan),

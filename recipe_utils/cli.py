@@ -47,6 +47,14 @@ def cmd_compare(args: argparse.Namespace) -> None:
         print(f"written: {path}")
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor
+
+    ready, report = doctor(args.profile)
+    print(report)
+    return 0 if ready else 1
+
+
 def cmd_prepare(args: argparse.Namespace) -> None:
     from .videophy2 import prepare
 
@@ -67,7 +75,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from .scoring import Sampling, score_split
+    from .scoring import Parallel, Sampling, score_split
 
     sampling = Sampling(
         n=args.samples,
@@ -90,6 +98,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         limit=args.limit,
         batch_size=args.batch_size,
         keep_above=args.keep_above,
+        parallel=Parallel(args.engine, args.replicas, args.decode_workers),
         **options,
     )
     written = ["predictions.jsonl", "failed.jsonl", "ranking.csv", "report.html"]
@@ -145,6 +154,20 @@ def grid_setting(text: str) -> tuple[str, list]:
     if not sep:
         raise argparse.ArgumentTypeError(f"expected KEY=V1,V2,..., got {text!r}")
     return setting(f"{key}=[{values}]")
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,6 +239,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="X",
         help="write kept.txt (clips whose expected score, or answer, is above X) and dropped.txt",
     )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: processes on this machine; ray: Ray Data (a cluster if RAY_ADDRESS is set)",
+    )
+    p.add_argument(
+        "--replicas",
+        type=positive,
+        default=1,
+        help="model copies scoring at once: one per GPU (or per tensor-parallel group), "
+        "processes on CPU",
+    )
+    p.add_argument(
+        "--decode-workers",
+        type=non_negative,
+        default=0,
+        help="processes decoding clips ahead of the models (0: each replica decodes its own)",
+    )
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("evaluate", help="metrics.json from a predictions.jsonl")
@@ -243,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="GRPO: allow kl_beta = 0")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("doctor", help="check that this machine can run a profile, with fixes")
+    p.add_argument("--profile", default="smoke", help="smoke, full, or a path to a profile YAML")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("course", help="run the notebooks headless with papermill")
     p.add_argument("--profile", default="smoke", help="smoke, full, or a path to a profile YAML")
@@ -286,11 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     from .course import CourseError
 
     try:
-        args.func(args)
+        code = args.func(args)
     except (CourseError, ValueError, OSError, ImportError) as exc:  # errors written for users
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

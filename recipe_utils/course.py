@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import NOTEBOOK_DIR, ConfigError, load_config, repo_path, run_dir
+from .doctor import preflight
 
 PROGRESS_FILE = "course.json"
 
@@ -104,6 +105,7 @@ def run_course(
     import papermill
 
     config = load_config(profile, overrides)
+    preflight(config, str(profile), out)  # a GPU profile stops here if the machine lacks a part
     target = repo_path(out or config["run_dir"])
     plan = [
         (nb, notebook_parameters(config, profile, nb, target, overrides))

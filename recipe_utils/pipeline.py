@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from .config import repo_path
-from .scoring import Sampling, score_split, sweep_checkpoints
+from .scoring import Parallel, Sampling, score_split, sweep_checkpoints
 
 GRPO_STARTS = ("base", "sft")  # grpo.start: the base model (the recipe's RL config) or SFT's best
 
@@ -98,6 +98,7 @@ def score_args(config: dict, run: Path, prompt: str | Path) -> dict:
         limit=config["data"]["limit"],
         batch_size=scoring["batch_size"],
         videos_dir=run / "data",
+        parallel=Parallel(scoring["engine"], scoring["replicas"], scoring["decode_workers"]),
         **options,
     )
 

@@ -53,6 +53,9 @@ class Scorer(Protocol):
     def score(self, rows: list[dict]) -> list[dict]:
         """One record per row, in order."""
 
+    def score_decoded(self, rows: list[dict], loaded: list, failed: list[dict]) -> list[dict]:
+        """The same, for the (loaded, failed) that `load_clips` returned for these rows."""
+
 
 def vote(preds: list[int | None]) -> int | None:
     """The most frequent parsed answer over samples (ties go to the lower score)."""
@@ -266,10 +269,13 @@ class TransformersScorer:
         return expected_from_probs({k + 1: float(p) for k, p in enumerate(probs)})
 
     def score(self, rows: list[dict]) -> list[dict]:
+        return self.score_decoded(rows, *load_clips(rows, self.prompt, self.video_settings))
+
+    def score_decoded(self, rows: list[dict], loaded: list, failed: list[dict]) -> list[dict]:
+        """`score` for clips `load_clips` decoded already (maybe in a decode worker process)."""
         import torch
 
         start = time.perf_counter()
-        loaded, failed = load_clips(rows, self.prompt, self.video_settings)
         records = {r["id"]: r for r in failed}
         if loaded:
             torch.manual_seed(self.sampling.seed)
@@ -386,8 +392,11 @@ class VllmScorer:
         return expected_from_probs(probs)
 
     def score(self, rows: list[dict]) -> list[dict]:
+        return self.score_decoded(rows, *load_clips(rows, self.prompt, self.video_settings))
+
+    def score_decoded(self, rows: list[dict], loaded: list, failed: list[dict]) -> list[dict]:
+        """`score` for clips `load_clips` decoded already (maybe in a decode worker process)."""
         start = time.perf_counter()
-        loaded, failed = load_clips(rows, self.prompt, self.video_settings)
         records = {r["id"]: r for r in failed}
         if loaded:
             requests = [self.request(messages, clip) for _, messages, clip in loaded]
@@ -537,6 +546,49 @@ def write_outputs(
         write_report(ranked(records), out_dir / "report.html", title=title)
 
 
+@dataclass(frozen=True)
+class Parallel:
+    """How a split is spread: `engine` local (processes on this machine) or ray (Ray Data),
+    `replicas` model copies (one per GPU, or per `tensor_parallel_size` GPUs), and
+    `decode_workers` processes decoding clips ahead of them (0: each replica decodes its own)."""
+
+    engine: str = "local"
+    replicas: int = 1
+    decode_workers: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.engine != "local" or self.replicas > 1 or self.decode_workers > 0
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """Everything but the model that builds a scorer, so another process can build its own."""
+
+    backend: str
+    prompt: Prompt
+    video_settings: dict
+    sampling: Sampling
+    options: dict
+
+    def build(self, model: str | Path) -> Scorer:
+        return make_scorer(
+            self.backend, model, self.prompt, self.video_settings, self.sampling, **self.options
+        )
+
+
+def split_rows(
+    source: str | Path, split: str | None, limit: int | None, videos_dir: str | Path
+) -> list[dict]:
+    """The split's rows that have a local video, fetching remote videos into `videos_dir`."""
+    from .videophy2 import download_videos, load_rows
+
+    rows = load_rows(source, split, limit).rows
+    if any(row["video"] is None for row in rows):
+        download_videos(rows, videos_dir)
+    return [row for row in rows if row["video"] is not None]
+
+
 def score_split(
     model: str | Path,
     source: str | Path,
@@ -551,6 +603,7 @@ def score_split(
     videos_dir: str | Path | None = None,
     report: bool = True,
     keep_above: float | None = None,
+    parallel: Parallel | None = None,
     **options,
 ) -> Path:
     """Score a split, a list of paths/URLs or a folder of videos (labels optional), resumably.
@@ -558,7 +611,8 @@ def score_split(
     Writes under `out_dir`: `predictions.jsonl` (one line per loaded row: its score, or the
     reason it has none), `failed.jsonl`, `ranking.csv`, `report.html` (highest score first) and,
     with `keep_above`, `kept.txt`/`dropped.txt`. The model is loaded only when a video is left
-    to score; a source that yields nothing to score at all is a ValueError.
+    to score; a source that yields nothing to score at all is a ValueError. `parallel`
+    spreads the work over model replicas and decode workers (`recipe_utils.parallel`).
     """
     from .metrics import read_predictions
     from .prompts import load_prompt
@@ -568,7 +622,12 @@ def score_split(
     prompt = load_prompt(prompt_path)
     rows, skipped = intake(source, split, out_dir, limit, videos_dir)
     predictions = out_dir / "predictions.jsonl"
-    if rows:
+    if rows and parallel is not None and parallel.active:
+        from .parallel import score_models
+
+        spec = ScorerSpec(backend, prompt, video_settings, sampling or Sampling(), options)
+        score_models({out_dir: model}, rows, spec, parallel, batch_size)
+    elif rows:
         scorer = make_scorer(
             backend, model, prompt, video_settings, sampling or Sampling(), **options
         )
@@ -595,6 +654,11 @@ def sweep_checkpoints(checkpoints: dict[int, Path], out_dir: str | Path, **score
     from .metrics import evaluate, sweep_table
 
     out_dir = Path(out_dir)
+    parallel = score_args.get("parallel")
+    if parallel is not None and parallel.active:
+        from .parallel import score_sweep
+
+        score_sweep(checkpoints, out_dir, **score_args)  # all steps at once; the loop reads them
     per_step = {}
     for step, path in checkpoints.items():
         folder = out_dir / f"step_{step}"

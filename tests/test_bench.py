@@ -185,3 +185,40 @@ def test_committed_readme_matches_committed_results(bench):
         pytest.skip("no benchmark results recorded yet")
     table = bench.report.table(bench.report.load_results(results))
     assert table in (BENCH / "README.md").read_text(), "run `python bench/run.py --report`"
+
+
+def test_decode_bench_times_both_pools_and_counts_the_model_tokens(bench, clips):
+    outcome = bench.run.bench_decode({"small": clips}, repeats=1)
+    small = outcome["results"]["small"]
+    assert small["clips"] == 2 and set(small["clips_per_s"]) == {"1", "2"}
+    assert 0 < small["cpu_seconds_per_clip"]
+    assert small["speedup"] == pytest.approx(
+        small["clips_per_s"]["2"] / small["clips_per_s"]["1"], abs=0.01
+    )
+    frames = load_clip(clips[0], **bench.run.SCORE_VIDEO).frames
+    t, h, w = frames.shape[:3]
+    assert small["vision_patches"] == (t // 2) * (h // 14) * (w // 14)  # 2x14x14 patches
+    assert small["prompt_tokens"] > small["vision_patches"] // 4  # merged 2x2 into tokens
+
+
+def test_cost_model_follows_the_recorded_decode_and_gpu_times(bench, tmp_path):
+    from recipe_utils.config import load_config
+
+    r = bench.report
+    decode = {"cpu_seconds_per_clip": 1.0, "prompt_tokens": 900, "vision_patches": 3000}
+    r.save_result("decode", {}, {"720p": decode}, [], results_dir=tmp_path)
+    gpu = {"batches": [{"batch_size": 8, "videos_per_s": 2.0}, {"batch_size": 16, "error": "OOM"}]}
+    r.save_result("gpu", {}, gpu, [], results_dir=tmp_path)
+    outcome = bench.run.bench_costmodel(tmp_path, bench.run.QUICK)
+    row = outcome["results"]["720p"]
+    clips = 3397 * bench.run.sweep_passes(load_config("full"))
+    assert row["model_s_per_clip"] == 0.5
+    assert row["old_hours"] == round(clips * 1.5 / 3600, 2)  # decode, then the model, one GPU
+    # 8 replicas could do 16 clips/s; 32 decode workers 32 clips/s: the GPUs bound it
+    assert row["new_hours"] == round(clips / 16 / 3600, 2) and row["bound_by"] == "GPUs"
+    assert row["decode_workers_to_feed_all_gpus"] == 16
+
+
+def test_cost_model_waits_for_decode_results(bench, tmp_path):
+    outcome = bench.run.bench_costmodel(tmp_path, bench.run.QUICK)
+    assert "--only decode" in outcome["skipped"]
