@@ -194,7 +194,8 @@ def compare_runs(
     """Write `compare.md`, `compare.json` and `curves.png` to `out`; returns their paths."""
     text, data, figure = comparison(folders, metrics)
     out = Path(out)
-    png = plots.save_figure(figure, out / "curves.png")
+    png = out / "curves.png"
+    plots.save_figure(figure, png)
     page = out / "compare.md"
     page.write_text(
         f"{text}\n## Accuracy and correlation over checkpoints\n\n![curves]({png.name})\n"

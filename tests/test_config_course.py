@@ -40,7 +40,9 @@ def test_overrides_as_text_are_read_like_a_dict_and_1e_4_is_a_number():
 
 
 def test_an_unknown_key_is_named_with_the_known_ones_at_its_level():
-    with pytest.raises(ConfigError, match=r"'no'; known here: data, grpo, model, notebooks"):
+    with pytest.raises(
+        ConfigError, match=r"'no'; known here: data, grpo, machine, model, notebooks"
+    ):
         load_config("smoke", {"no.such.key": 1})
     with pytest.raises(ConfigError, match=r"'sft\.stpes'; known here: .*sft\.steps"):
         load_config("smoke", {"sft.stpes": 1})
@@ -78,7 +80,7 @@ def test_course_refuses_an_unknown_set_key_in_one_line_before_any_notebook(tmp_p
     error = capsys.readouterr().err
     assert code == 2 and not out.exists()
     assert error.count("\n") == 1
-    assert error.startswith("error: unknown setting 'no'; known here: data, grpo, model")
+    assert error.startswith("error: unknown setting 'no'; known here: data, grpo, machine, model")
 
 
 def test_grid_values_are_yaml_lists():
