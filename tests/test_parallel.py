@@ -2,11 +2,6 @@
 predictions as the one-process default, resumably, each clip exactly once."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -110,53 +105,6 @@ def test_ray_stages_hand_the_scorer_its_clips_and_failures(tiny_model, prompt, s
     expected = actor.scorer.score(rows)
     assert [(r["id"], r["raw"]) for r in records] == [(r["id"], r["raw"]) for r in expected]
     assert "error" in records[2] and records[2]["pred"] is None
-
-
-@pytest.mark.slow
-def test_killed_parallel_run_restarts_with_every_clip_once(tiny_model, synth, tmp_path):
-    out = tmp_path / "scores"
-    command = [
-        sys.executable,
-        "-m",
-        "recipe_utils",
-        "score",
-        "--model",
-        str(tiny_model),
-        "--source",
-        str(synth),
-        "--split",
-        "test",
-        "--out",
-        str(out),
-        "--limit",
-        "12",
-        "--batch-size",
-        "1",
-        "--fps",
-        "4",
-        "--max-tokens",
-        "48",
-        "--greedy",
-        "--replicas",
-        "2",
-        "--decode-workers",
-        "1",
-    ]
-    env = dict(os.environ, TQDM_DISABLE="1")
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    predictions = out / "predictions.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and (
-        not predictions.exists() or predictions.read_text().count("\n") < 2
-    ):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert 2 <= predictions.read_text().count("\n") < 12
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
-    assert len(answers(predictions)) == 12
 
 
 def test_replicas_beyond_the_visible_gpus_are_refused(monkeypatch):

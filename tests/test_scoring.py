@@ -235,7 +235,12 @@ def test_vllm_missing_gives_an_install_hint(tiny_model, prompt, monkeypatch):
 
 
 @pytest.mark.slow
-def test_killed_scoring_run_resumes_without_loss_or_duplicates(tiny_model, synth, tmp_path):
+@pytest.mark.parametrize(
+    "spread",
+    [[], ["--replicas", "2", "--decode-workers", "1"]],
+    ids=["one process", "two replicas and a decode worker"],
+)
+def test_killed_scoring_run_resumes_without_loss_or_duplicates(tiny_model, synth, tmp_path, spread):
     out = tmp_path / "scores"
     command = [
         sys.executable,
@@ -259,13 +264,14 @@ def test_killed_scoring_run_resumes_without_loss_or_duplicates(tiny_model, synth
         "--max-tokens",
         "48",
         "--greedy",
+        *spread,
     ]
     env = dict(os.environ, TQDM_DISABLE="1")
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     predictions = out / "predictions.jsonl"
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while time.time() < deadline and (
         not predictions.exists() or predictions.read_text().count("\n") < 2
     ):
@@ -274,7 +280,7 @@ def test_killed_scoring_run_resumes_without_loss_or_duplicates(tiny_model, synth
     process.wait()
     lines_at_kill = predictions.read_text().count("\n")
     assert 2 <= lines_at_kill < 12
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
     ids = [json.loads(line)["id"] for line in predictions.read_text().splitlines()]
     assert len(ids) == 12 and len(set(ids)) == 12
     assert (out / "report.html").exists()
