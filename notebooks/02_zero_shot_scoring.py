@@ -69,6 +69,19 @@ print("USER:", prompt.user)
 # inside `<answer>` tags so it can be read without guessing.
 
 # %% [markdown]
+# ## Score the evaluation split
+# Scoring appends one line per video to `zero_shot/predictions.jsonl` as it goes: stop the cell
+# and run it again, and it continues where it stopped. `zero_shot/report.html` (link below) shows
+# every video's frames, answer and human score.
+
+# %%
+metrics = zero_shot_stage(config, run)
+records = read_predictions(run / "zero_shot" / "predictions.jsonl")
+display(HTML(f"Every video scored: {link(run / 'zero_shot' / 'report.html')}"))
+keys = ("n", "accuracy", "accuracy_ci", "pearson", "pearson_ci", "spearman", "mae", "within1")
+pd.Series({k: metrics[k] for k in (*keys, "parse_failure_rate")}).to_frame("zero-shot")
+
+# %% [markdown]
 # ## What the model sees of a video
 # Qwen2.5-VL (the model inside Cosmos-Reason1) does not watch a video: it reads a few frames.
 # The clip is sampled at `fps` frames per second (an even count: the vision tower takes frames
@@ -100,19 +113,6 @@ write_clip(enlarged, resize(source.frames, 480, 832), fps=round(source.fps))
 for path in (clip_path, enlarged):
     print(f"{path.name}:")
     display(pd.DataFrame(video_inputs(resolve_model(config, run), path, settings)).T)
-
-# %% [markdown]
-# ## Score the evaluation split
-# Scoring appends one line per video to `zero_shot/predictions.jsonl` as it goes: stop the cell
-# and run it again, and it continues where it stopped. `zero_shot/report.html` (link below) shows
-# every video's frames, answer and human score.
-
-# %%
-metrics = zero_shot_stage(config, run)
-records = read_predictions(run / "zero_shot" / "predictions.jsonl")
-display(HTML(f"Every video scored: {link(run / 'zero_shot' / 'report.html')}"))
-keys = ("n", "accuracy", "accuracy_ci", "pearson", "pearson_ci", "spearman", "mae", "within1")
-pd.Series({k: metrics[k] for k in (*keys, "parse_failure_rate")}).to_frame("zero-shot")
 
 # %% [markdown]
 # ## Against published numbers

@@ -32,6 +32,7 @@
 
 # %%
 import json
+import warnings
 
 import pandas as pd
 
@@ -47,6 +48,10 @@ from recipe_utils.videophy2 import load_rows
 
 # isort: split
 import torch  # after recipe_utils, which quiets torch's known import-time warnings
+
+# The trainer warns when a step's answers collapse onto one score; the training log records the
+# same (`collapse`), and the training cell reports it as text.
+warnings.filterwarnings("ignore", message=r"step \d+: .*collapsing onto one score")
 
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
@@ -136,6 +141,11 @@ except ValueError as error:
 # %%
 train_stage("grpo", config, run)
 log = read_log(run / "grpo" / "train_log.jsonl")
+collapsed = [entry["step"] for entry in log if entry.get("collapse")]
+print(
+    f"{len(collapsed)} of {len(log)} steps warned of a collapse onto one score"
+    + (f" (steps {collapsed[:10]}{'...' if len(collapsed) > 10 else ''})" if collapsed else "")
+)
 fig = plots.reward_curves(log)
 plots.save_figure(fig, out / "reward_curves.png")
 

@@ -563,10 +563,12 @@ def train_grpo(
         loss.backward()
         kl = kl_penalty(old_logp, ref_logp)
         histogram = prediction_histogram(texts)
+        warning = collapse_warning(texts, idx, s.generations, s.collapse_share)
         entry = {
             "reward_mean": rewards.mean().item(),
             "reward_std": rewards.view(-1, s.generations).std(dim=1, unbiased=False).mean().item(),
             "zero_spread_share": zero_spread_share(rewards, s.generations),
+            "collapse": warning,  # None, or what the warning below says
             "accuracy_reward": accuracy.mean().item(),
             "format_reward": fmt.mean().item(),
             "kl": masked_mean(kl, mask).item(),
@@ -575,7 +577,6 @@ def train_grpo(
         }
         run.finish_step(step + 1, entry, s.max_grad_norm, s.steps, s.save_every)
         bar.set_postfix(reward=f"{entry['reward_mean']:.2f}", kl=f"{entry['kl']:.3f}")
-        warning = collapse_warning(texts, idx, s.generations, s.collapse_share)
         if warning is not None:
             warnings.warn(f"step {step + 1}: {warning}", stacklevel=2)
     return checkpoints(run.out_dir)[s.steps]
