@@ -24,7 +24,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from browser import chromium_page, video_plays
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from recipe_utils.config import REPO_ROOT
 
@@ -210,20 +211,36 @@ def step_through(page: Page, lab: Lab, path: str) -> Outputs:
     return look(page)
 
 
-def open_in_file_browser(page: Page, *names: str) -> None:
-    """From the root of the file browser, double-click each name in turn."""
+def listed(page: Page, name: str):
+    return page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(name)}$"))
+
+
+def open_in_file_browser(page: Page, names: list[str], until: Locator) -> None:
+    """From the root of the file browser, double-click each name in turn, until the next name
+    is listed (the last: until `until` shows).
+
+    The listing re-renders whenever JupyterLab polls the folder, so a pointer double-click can
+    wait on an item that never holds still; the event goes to the item itself instead, and
+    again if the listing was replaced before it arrived."""
     page.locator(".jp-BreadCrumbs-home").click()
-    for name in names:
-        item = page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(name)}$"))
-        item.dblclick()
+    for name, then in zip(names, [listed(page, n) for n in names[1:]] + [until]):
+        for _ in range(5):
+            if listed(page, name).count():
+                listed(page, name).first.dispatch_event("dblclick")
+            try:
+                then.first.wait_for(timeout=10_000)
+                break
+            except PlaywrightTimeout:
+                continue
+        else:
+            pytest.fail(f"{name!r} did not open from the file browser")
 
 
 def test_make_lab_opens_notebook_01_and_lists_each_notebook_once(page, lab):
     open_notebook(page, lab)
     assert page.url.endswith("/lab/tree/runs/notebooks/01_dataset_tour.ipynb")
-    open_in_file_browser(page, "notebooks")
     expected = sorted(nb.name for nb in (lab.checkout / "notebooks").glob("0*.ipynb"))
-    page.locator(".jp-DirListing-itemText", has_text=expected[0]).wait_for()
+    open_in_file_browser(page, ["notebooks"], until=listed(page, expected[0]))
     assert page.locator(".jp-DirListing-itemText").all_inner_texts() == expected  # no .py twins
 
 
@@ -276,8 +293,9 @@ def test_the_check_fails_when_a_cell_raises(page, lab):
 )
 def test_run_files_open_from_the_file_browser(page, lab, folders, name, expect):
     open_notebook(page, lab)
-    open_in_file_browser(page, *folders, name)
-    page.locator(".lm-TabBar-tab.jp-mod-current", has_text=name).wait_for()
+    open_in_file_browser(
+        page, [*folders, name], until=page.locator(".lm-TabBar-tab.jp-mod-current", has_text=name)
+    )
     if name.endswith(".html"):
         shown = page.frame_locator(".jp-HTMLViewer iframe").locator("body")
     else:
