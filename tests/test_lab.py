@@ -24,8 +24,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from browser import chromium_page, video_plays
-from playwright.sync_api import Locator, Page
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import Page
+from playwright.sync_api import expect as expect_that
 
 from recipe_utils.config import REPO_ROOT
 
@@ -211,36 +211,39 @@ def step_through(page: Page, lab: Lab, path: str) -> Outputs:
     return look(page)
 
 
-def listed(page: Page, name: str):
-    return page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(name)}$"))
+# The file browser's entry for a path: its tooltip starts "Name: <name>" and, below the root,
+# has a line "Path: <folder>". `open` also double-clicks it, in the same step, so a listing that
+# re-renders (JupyterLab polls the folder) cannot swallow the event.
+FIND_ENTRY = """([name, folder, open]) => {
+    const entry = [...document.querySelectorAll('.jp-DirListing-item')].find(el => {
+        const lines = (el.title || '').split('\\n');
+        const path = lines.find(line => line.startsWith('Path: '));
+        return lines[0] === 'Name: ' + name && (path ? path.slice(6) : '') === folder;
+    });
+    if (entry && open) entry.dispatchEvent(new MouseEvent('dblclick', {bubbles: true}));
+    return Boolean(entry);
+}"""
 
 
-def open_in_file_browser(page: Page, names: list[str], until: Locator) -> None:
-    """From the root of the file browser, double-click each name in turn, until the next name
-    is listed (the last: until `until` shows).
+def wait_for_entry(page: Page, path: str, open: bool = False) -> None:
+    folder, _, name = path.rpartition("/")
+    page.wait_for_function(FIND_ENTRY, arg=[name, folder, open])
 
-    The listing re-renders whenever JupyterLab polls the folder, so a pointer double-click can
-    wait on an item that never holds still; the event goes to the item itself instead, and
-    again if the listing was replaced before it arrived."""
+
+def open_in_file_browser(page: Page, path: str) -> None:
+    """From the root of the file browser, double-click each part of `path` in turn."""
     page.locator(".jp-BreadCrumbs-home").click()
-    for name, then in zip(names, [listed(page, n) for n in names[1:]] + [until]):
-        for _ in range(5):
-            if listed(page, name).count():
-                listed(page, name).first.dispatch_event("dblclick")
-            try:
-                then.first.wait_for(timeout=10_000)
-                break
-            except PlaywrightTimeout:
-                continue
-        else:
-            pytest.fail(f"{name!r} did not open from the file browser")
+    parts = path.split("/")
+    for depth in range(1, len(parts) + 1):
+        wait_for_entry(page, "/".join(parts[:depth]), open=True)
 
 
 def test_make_lab_opens_notebook_01_and_lists_each_notebook_once(page, lab):
     open_notebook(page, lab)
     assert page.url.endswith("/lab/tree/runs/notebooks/01_dataset_tour.ipynb")
     expected = sorted(nb.name for nb in (lab.checkout / "notebooks").glob("0*.ipynb"))
-    open_in_file_browser(page, ["notebooks"], until=listed(page, expected[0]))
+    open_in_file_browser(page, "notebooks")
+    wait_for_entry(page, f"notebooks/{expected[0]}")
     assert page.locator(".jp-DirListing-itemText").all_inner_texts() == expected  # no .py twins
 
 
@@ -285,20 +288,19 @@ def test_the_check_fails_when_a_cell_raises(page, lab):
 
 
 @pytest.mark.parametrize(
-    ("folders", "name", "expect"),
+    ("path", "text"),
     [
-        (["runs", "smoke"], "summary.md", "# Physical plausibility"),
-        (["runs", "smoke", "zero_shot"], "report.html", "videos."),
+        ("runs/smoke/summary.md", "# Physical plausibility"),
+        ("runs/smoke/zero_shot/report.html", "videos."),
     ],
 )
-def test_run_files_open_from_the_file_browser(page, lab, folders, name, expect):
+def test_run_files_open_from_the_file_browser(page, lab, path, text):
     open_notebook(page, lab)
-    open_in_file_browser(
-        page, [*folders, name], until=page.locator(".lm-TabBar-tab.jp-mod-current", has_text=name)
-    )
-    if name.endswith(".html"):
+    open_in_file_browser(page, path)
+    name = path.rpartition("/")[2]
+    page.locator(".lm-TabBar-tab.jp-mod-current", has_text=name).wait_for()
+    if path.endswith(".html"):
         shown = page.frame_locator(".jp-HTMLViewer iframe").locator("body")
     else:
         shown = page.locator(".jp-FileEditor .cm-content")
-    shown.wait_for()
-    assert expect in shown.inner_text()
+    expect_that(shown).to_contain_text(text)  # retried: the editor fills in after its tab shows
