@@ -107,11 +107,17 @@ print("advantages of a group that all scored 0:", group_advantages(torch.zeros(8
 
 # %% [markdown]
 # ## Balanced labels
-# The GRPO dataset resamples every label to the same count.
+# The GRPO dataset resamples every label to the same count. Its rows are GRPO's part of the
+# train split (`data/splits/grpo.jsonl`): with `grpo.limit` set (smoke), a pool of clips that
+# neither SFT nor validation uses, so RL does not revisit what SFT memorised; without it (full,
+# as the recipe), SFT's rows. Validation is never among them.
 
 # %%
 report = json.loads((dataset_stage("grpo", config, run) / "prepare_report.json").read_text())
-print(f"{report['rows_out']} GRPO prompts, balanced from the first {report['rows_in']} train rows")
+print(
+    f"{report['rows_out']} GRPO prompts, balanced from {report['rows_in']} train rows: "
+    f"{report['partition']['grpo_pool']}"
+)
 fig = plots.label_counts_before_after(report["label_counts_before"], report["label_counts_after"])
 plots.save_figure(fig, out / "balanced_labels.png")
 
