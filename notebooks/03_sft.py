@@ -97,9 +97,9 @@ plots.save_figure(fig, out / "loss_curve.png")
 
 # %% [markdown]
 # ## Score every checkpoint
-# Every checkpoint scores the validation split (dotted) and the test split (solid). The ringed
-# step is the one selected on validation Pearson r: the one this notebook reports and notebook
-# 04 may start from. On the full profile the dashed grey line is the published SFT best on
+# Every checkpoint scores the test split (solid) and every trained one the validation split
+# (dotted). The ringed step is the one selected on validation Pearson r: the one this notebook
+# reports and notebook 04 may start from. On the full profile the dashed grey line is the published SFT best on
 # VideoPhy-2. On the smoke profile the curve is the tiny model on synthetic clips, so no
 # published line is drawn: the two would share an axis but not a meaning.
 

@@ -183,8 +183,8 @@ plots.save_figure(fig, out / "balanced_vs_unbalanced.png")
 # ## Score every checkpoint
 # Step 0 is the model GRPO started from (`grpo.start`: the SFT checkpoint in smoke, the base
 # model in full, as the recipe's RL config), scored with the GRPO prompt. As in notebook 03,
-# each checkpoint scores validation (dotted) and test (solid), and the ringed step is the one
-# selected on validation, which the results report. On the full profile the grey line is the
+# each trained checkpoint scores validation (dotted) as well as test (solid), and the ringed step
+# is the one selected on validation, which the results report. On the full profile the grey line is the
 # published GRPO result on VideoPhy-2; the smoke profile's curve is the tiny model on synthetic
 # clips, so no published line is drawn.
 

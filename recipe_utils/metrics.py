@@ -367,13 +367,14 @@ BEST_ON_TEST_NOTE = (
 
 def sweep_table(test: dict[int, dict], val: dict[int, dict]) -> dict:
     """One row per checkpoint step, sorted, with its test metrics and its validation ones
-    (`val_accuracy`, `val_pearson`); the step `selected` on validation (`select_step`) and,
-    beside it, `best_on_test`, the published recipe's way of choosing."""
+    (`val_accuracy`, `val_pearson`: None for a step validation did not score, such as the
+    starting model); the step `selected` on validation (`select_step`) and, beside it,
+    `best_on_test`, the published recipe's way of choosing."""
     steps = sorted(
         (
             {"step": int(step)}
             | {key: metrics.get(key) for key in SWEEP_KEYS}
-            | {f"val_{key}": val[step].get(key) for key in ("accuracy", "pearson")}
+            | {f"val_{key}": val.get(step, {}).get(key) for key in ("accuracy", "pearson")}
             for step, metrics in test.items()
         ),
         key=lambda row: row["step"],

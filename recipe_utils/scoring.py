@@ -669,13 +669,16 @@ def score_checkpoints(checkpoints: dict[int, Path], out_dir: Path, **score_args)
 def sweep_checkpoints(
     checkpoints: dict[int, Path], out_dir: str | Path, validation: dict, **score_args
 ) -> dict:
-    """Score the validation split (`validation`: the score_args that differ for it, e.g. its
-    source and split; in `out_dir/val/step_N`) and the test split (`out_dir/step_N`) with every
-    checkpoint; writes and returns `metrics.sweep_table` (the step selected on validation)."""
+    """Score the test split with every checkpoint (`out_dir/step_N`) and the validation split
+    (`validation`: the score_args that differ for it, e.g. its source and split) with every
+    trained one (`out_dir/val/step_N`): the starting model, step 0, is never selected, so it is
+    not scored there. Writes and returns `metrics.sweep_table`, with the step selected on
+    validation."""
     from .metrics import sweep_table
 
     out_dir = Path(out_dir)
-    val = score_checkpoints(checkpoints, out_dir / "val", **(score_args | validation))
+    trained = {step: path for step, path in checkpoints.items() if step > 0}
+    val = score_checkpoints(trained, out_dir / "val", **(score_args | validation))
     test = score_checkpoints(checkpoints, out_dir, **score_args)
     table = sweep_table(test, val)
     (out_dir / "sweep.json").write_text(json.dumps(table, indent=2, allow_nan=False))

@@ -33,9 +33,20 @@ def prediction_dirs(run: Path, finished_only: bool = False) -> dict[str, Path]:
     for kind, notebook in STAGES.items():
         if finished_only and not (run / notebook / "metrics.json").exists():
             continue
-        step = _read(run / notebook / "metrics.json")["selected"]["step"]
-        dirs[kind] = run / kind / "sweep" / f"step_{step}"
+        dirs[kind] = run / kind / "sweep" / f"step_{selected(run, kind)['step']}"
     return dirs
+
+
+def selected(run: Path, kind: str) -> dict:
+    """The step a trained stage selected on validation, as its notebook recorded it."""
+    path = run / STAGES[kind] / "metrics.json"
+    choice = _read(path).get("selected")
+    if choice is None:
+        raise ValueError(
+            f"{path} names no step selected on validation (it was written before checkpoints "
+            f"were chosen on validation): run notebook {STAGES[kind][:2]} again for this run"
+        )
+    return choice
 
 
 def better_on_validation(run: Path) -> str:
@@ -43,7 +54,7 @@ def better_on_validation(run: Path) -> str:
     to SFT), so choosing between them never reads the test split either."""
 
     def val_pearson(kind: str) -> float:
-        value = _read(run / STAGES[kind] / "metrics.json")["selected"]["val"]["pearson"]
+        value = selected(run, kind)["val"]["pearson"]
         return -1.0 if value is None else value
 
     return max(STAGES, key=val_pearson)
@@ -159,7 +170,7 @@ def write_summary(run: Path, systems: dict[str, dict], synthetic: bool) -> tuple
     summary = {name: {k: m[k] for k in keep if k in m} for name, m in systems.items()}
     on_test = {kind: choice for kind, choice in best_on_test(run).items() if kind in summary}
     for kind, choice in on_test.items():
-        summary[kind]["selected_by"] = _read(run / STAGES[kind] / "metrics.json")["selected"]["by"]
+        summary[kind]["selected_by"] = selected(run, kind)["by"]
         summary[kind]["best_on_test"] = choice and {"step": choice["step"], **choice["test"]}
     json_path = run / "summary.json"
     json_path.write_text(json.dumps(summary, indent=2, allow_nan=False))

@@ -347,16 +347,23 @@ def test_sweep_table_selects_on_validation_and_shows_the_best_on_test_beside_it(
     assert table["selected"] == {"step": 100, "by": "val_pearson"}
     assert table["best_on_test"] == {"step": 200, "by": "test_pearson"}
     json.dumps(table, allow_nan=False)
+    unscored_start = sweep_table(TEST, {step: m for step, m in VAL.items() if step > 0})
+    assert unscored_start["steps"][0]["val_pearson"] is None
+    assert unscored_start["selected"] == table["selected"]
 
 
 def test_selection_never_reads_the_test_metrics():
     favour_300 = {step: {"accuracy": 0.0, "pearson": float(step == 300)} for step in TEST}
     unreadable = {step: {} for step in TEST}
     for test in (TEST, favour_300, unreadable):
-        assert sweep_table(test, VAL)["selected"] == select_step(VAL) == {
-            "step": 100,
-            "by": "val_pearson",
-        }
+        assert (
+            sweep_table(test, VAL)["selected"]
+            == select_step(VAL)
+            == {
+                "step": 100,
+                "by": "val_pearson",
+            }
+        )
     assert sweep_table(unreadable, VAL)["best_on_test"] is None
 
 

@@ -158,6 +158,7 @@ def test_a_sweep_selects_on_validation_what_later_stages_start_from(tmp_path, mo
 
     val_ids = [row["id"] for row in load_rows(tmp_path / "data/splits", "val").rows]
     assert scored[("val", "step_10")] == val_ids and len(val_ids) == 8
+    assert ("val", "step_0") not in scored  # the starting model cannot be selected
     assert table["selected"] == {"step": 10, "by": "val_pearson"}
     assert table["best_on_test"] == {"step": 20, "by": "test_pearson"}
     assert pipeline.best_checkpoint(tmp_path, "sft") == right_on["val"]

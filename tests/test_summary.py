@@ -92,3 +92,12 @@ def test_sweep_curves_count_grpo_steps_from_where_it_started(tmp_path, start, la
     curves = sweep_curves(tmp_path)
     assert [p["step"] for p in curves["SFT"]] == [0, 40]
     assert [p["step"] for p in curves[label]] == steps
+
+
+def test_a_run_written_before_validation_selection_says_what_to_rerun(tmp_path):
+    from recipe_utils.summary import prediction_dirs
+
+    (tmp_path / "03_sft").mkdir()
+    (tmp_path / "03_sft/metrics.json").write_text(json.dumps({"best": {"step": 20}}))
+    with pytest.raises(ValueError, match="03_sft/metrics.json names no step selected on valid"):
+        prediction_dirs(tmp_path, finished_only=True)
