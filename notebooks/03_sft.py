@@ -35,7 +35,10 @@
 #   fine-tunes a model that already knows the scale, on the labels as they come);
 # - how to choose a checkpoint: score every checkpoint and look at accuracy *and* correlation,
 #   which do not always peak at the same step (the published SFT curve peaks at step 60 for r
-#   and step 100 for accuracy).
+#   and step 100 for accuracy);
+# - why the checkpoint is chosen on a validation split carved from train (`data.val_fraction`,
+#   never trained on) and only then scored on test: the best step *on test* is a number picked
+#   on the split it is reported on, which flatters it (the published recipe reports it so).
 #
 # Smoke profile: the tiny model on the synthetic train split, in-process on the CPU.
 # Full profile: Cosmos-Reason1-7B with cosmos-rl on 8 GPUs (`configs/cosmos_rl/sft.toml`).
@@ -48,7 +51,12 @@ import pandas as pd
 from recipe_utils import plots
 from recipe_utils.clips import Gallery, scored_clip
 from recipe_utils.config import load_config, run_dir
-from recipe_utils.metrics import PUBLISHED_SFT_STEPS, compute_metrics, read_predictions
+from recipe_utils.metrics import (
+    PUBLISHED_SFT_STEPS,
+    chosen_checkpoints,
+    compute_metrics,
+    read_predictions,
+)
 from recipe_utils.pipeline import dataset_stage, resolve_source, sweep_stage, train_stage
 from recipe_utils.takeaways import is_synthetic, what_this_run_showed
 from recipe_utils.train import read_log
@@ -69,7 +77,8 @@ prepared = dataset_stage("sft", config, run)
 report = json.loads((prepared / "prepare_report.json").read_text())
 dataset = load_conversations(prepared)
 print(
-    f"{len(dataset)} training conversations; pc counts in the train split "
+    f"train split carved into {report['partition']['rows']} rows (validation, SFT, GRPO); "
+    f"{len(dataset)} training conversations; pc counts in SFT's rows "
     f"{report['label_counts_before']}, in the training set {report['label_counts_after']}"
 )
 json.loads(dataset[0]["conversations"])
@@ -88,12 +97,16 @@ plots.save_figure(fig, out / "loss_curve.png")
 
 # %% [markdown]
 # ## Score every checkpoint
-# On the full profile the dashed grey line is the published SFT best on VideoPhy-2. On the
-# smoke profile the curve is the tiny model on synthetic clips, so no published line is drawn:
-# the two would share an axis but not a meaning.
+# Every checkpoint scores the test split (solid) and every trained one the validation split
+# (dotted). The ringed step is the one selected on validation Pearson r: the one this notebook
+# reports and notebook 04 may start from. On the full profile the dashed grey line is the published SFT best on
+# VideoPhy-2. On the smoke profile the curve is the tiny model on synthetic clips, so no
+# published line is drawn: the two would share an axis but not a meaning.
 
 # %%
 sweep = sweep_stage("sft", config, run)
+chosen = chosen_checkpoints(run / "sft" / "sweep")
+selected_step = chosen["selected"]["step"]
 zero_shot = json.loads((run / "zero_shot" / "metrics.json").read_text())
 published_best = max(PUBLISHED_SFT_STEPS, key=lambda row: row["pearson"])
 data = "synthetic clips" if is_synthetic(config) else "VideoPhy-2"
@@ -101,21 +114,20 @@ for metric in ("accuracy", "pearson"):
     references = {"zero-shot (this run)": zero_shot[metric]}
     if not is_synthetic(config):
         references[f"published SFT best (step {published_best['step']})"] = published_best[metric]
-    fig = plots.metric_vs_step({f"SFT (this run, {data})": sweep["steps"]}, metric, references)
+    name = f"SFT (this run, {data})"
+    fig = plots.metric_vs_step({name: sweep["steps"]}, metric, references, {name: selected_step})
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
 pd.DataFrame(sweep["steps"]).set_index("step")
 
 # %% [markdown]
 # ## Before and after
 # The same clips (one for each human score), scored by the model before fine-tuning and by
-# the best checkpoint, with the whole answers.
+# the selected checkpoint, with the whole answers.
 
 # %%
-best = sweep["best_by_pearson"] or sweep["best_by_accuracy"]
-best_step = best["step"]
 after = {
     r["id"]: r
-    for r in read_predictions(run / "sft" / "sweep" / f"step_{best_step}" / "predictions.jsonl")
+    for r in read_predictions(run / "sft" / "sweep" / f"step_{selected_step}" / "predictions.jsonl")
 }
 before = read_predictions(run / "zero_shot" / "predictions.jsonl")
 rows = {r["id"]: r for r in load_rows(*resolve_source(config, run, "eval")).rows}
@@ -124,36 +136,36 @@ Gallery(
     [
         scored_clip(
             rows[record["id"]],
-            {"before (zero-shot)": record, f"after (SFT step {best_step})": after[record["id"]]},
+            {
+                "before (zero-shot)": record,
+                f"after (SFT step {selected_step})": after[record["id"]],
+            },
         )
         for record in [one_per_score[pc] for pc in sorted(one_per_score)][:N_EXAMPLES]
     ]
 )
 
 # %%
-best_metrics = json.loads(
-    (run / "sft" / "sweep" / f"step_{best_step}" / "metrics.json").read_text()
+selected_metrics = json.loads(
+    (run / "sft" / "sweep" / f"step_{selected_step}" / "metrics.json").read_text()
 )
 counts = report["label_counts_before"]  # the split as it comes, before any balancing
 majority = int(max(counts, key=counts.get))
 constant = compute_metrics(
     [{"id": r["id"], "pc": r["pc"], "pred": majority} for r in before], n_boot=0
 )
-fig = plots.confusions({"zero-shot": zero_shot, f"SFT step {best_step}": best_metrics})
+fig = plots.confusions({"zero-shot": zero_shot, f"SFT step {selected_step}": selected_metrics})
 plots.save_figure(fig, out / "confusions.png")
 window = max(1, len(log) // 10)
 metrics = {
     "majority_baseline_accuracy": constant["accuracy"],
     "zero_shot": {k: zero_shot[k] for k in ("accuracy", "pearson", "spearman")},
-    "best": {"step": best_step}
-    | {
-        k: best_metrics[k] for k in ("accuracy", "pearson", "spearman", "pearson_ci", "accuracy_ci")
-    },
+    **chosen,  # selected: chosen on validation; best_on_test: the published recipe's choice
     "steps": sweep["steps"],
     "train_loss_first": sum(e["loss"] for e in log[:window]) / window,
     "train_loss_last": sum(e["loss"] for e in log[-window:]) / window,
 }
-if "rationale" in sweep:  # how well the best checkpoint's think blocks name the clip's violations
+if "rationale" in sweep:  # how well the selected step's think blocks name the clip's violations
     metrics["rationale"] = {k: sweep["rationale"][k] for k in ("step", "precision", "recall")}
 with open(out / "metrics.json", "w") as file:
     json.dump(metrics, file, indent=2)

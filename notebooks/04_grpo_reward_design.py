@@ -27,7 +27,7 @@
 #   probability ratio and a KL penalty, in `recipe_utils.train.train_grpo`, the same rewards
 #   the cosmos-rl job registers on 8 GPUs.
 #
-# Smoke profile: the best SFT checkpoint of notebook 03, in-process on the CPU.
+# Smoke profile: the SFT checkpoint notebook 03 selected on validation, in-process on the CPU.
 # Full profile: cosmos-rl with `configs/cosmos_rl/grpo.toml` (policy 4 GPUs, rollout 4 GPUs).
 
 # %%
@@ -39,7 +39,7 @@ import pandas as pd
 from recipe_utils import plots
 from recipe_utils.clips import Gallery, scored_clip
 from recipe_utils.config import load_config, run_dir, with_overrides
-from recipe_utils.metrics import PUBLISHED, read_predictions
+from recipe_utils.metrics import PUBLISHED, chosen_checkpoints, read_predictions
 from recipe_utils.pipeline import dataset_stage, resolve_source, sweep_stage, train_stage
 from recipe_utils.rewards import accuracy_reward, format_reward
 from recipe_utils.takeaways import is_synthetic, what_this_run_showed
@@ -107,11 +107,17 @@ print("advantages of a group that all scored 0:", group_advantages(torch.zeros(8
 
 # %% [markdown]
 # ## Balanced labels
-# The GRPO dataset resamples every label to the same count.
+# The GRPO dataset resamples every label to the same count. Its rows are GRPO's part of the
+# train split (`data/splits/grpo.jsonl`): with `grpo.limit` set (smoke), a pool of clips that
+# neither SFT nor validation uses, so RL does not revisit what SFT memorised; without it (full,
+# as the recipe), SFT's rows. Validation is never among them.
 
 # %%
 report = json.loads((dataset_stage("grpo", config, run) / "prepare_report.json").read_text())
-print(f"{report['rows_out']} GRPO prompts, balanced from the first {report['rows_in']} train rows")
+print(
+    f"{report['rows_out']} GRPO prompts, balanced from {report['rows_in']} train rows: "
+    f"{report['partition']['grpo_pool']}"
+)
 fig = plots.label_counts_before_after(report["label_counts_before"], report["label_counts_after"])
 plots.save_figure(fig, out / "balanced_labels.png")
 
@@ -176,56 +182,62 @@ plots.save_figure(fig, out / "balanced_vs_unbalanced.png")
 # %% [markdown]
 # ## Score every checkpoint
 # Step 0 is the model GRPO started from (`grpo.start`: the SFT checkpoint in smoke, the base
-# model in full, as the recipe's RL config), scored with the GRPO prompt. On the full
-# profile the grey line is the published GRPO result on VideoPhy-2; the smoke profile's curve is
-# the tiny model on synthetic clips, so no published line is drawn.
+# model in full, as the recipe's RL config), scored with the GRPO prompt. As in notebook 03,
+# each trained checkpoint scores validation (dotted) as well as test (solid), and the ringed step
+# is the one selected on validation, which the results report. On the full profile the grey line is the
+# published GRPO result on VideoPhy-2; the smoke profile's curve is the tiny model on synthetic
+# clips, so no published line is drawn.
 
 # %%
 sweep = sweep_stage("grpo", config, run)
-sft = json.loads((run / "03_sft" / "metrics.json").read_text())["best"]
+chosen = chosen_checkpoints(run / "grpo" / "sweep")
+selected_step = chosen["selected"]["step"]
+sft_selected = json.loads((run / "03_sft" / "metrics.json").read_text())["selected"]
+sft = {"step": sft_selected["step"], **sft_selected["test"]}  # SFT's selected step, on test
 published = next(row for row in PUBLISHED if "GRPO" in row["system"])
 data = "synthetic clips" if is_synthetic(config) else "VideoPhy-2"
 for metric in ("accuracy", "pearson"):
     references = {f"SFT step {sft['step']} (this run)": sft[metric]}
     if not is_synthetic(config):
         references[f"published {published['system']}"] = published[metric]
-    fig = plots.metric_vs_step({f"GRPO (this run, {data})": sweep["steps"]}, metric, references)
+    name = f"GRPO (this run, {data})"
+    fig = plots.metric_vs_step({name: sweep["steps"]}, metric, references, {name: selected_step})
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
 pd.DataFrame(sweep["steps"]).set_index("step")
 
 # %% [markdown]
 # ## An answer before and after
-# The reasoning trace and score for the same clips, from the SFT start and the best GRPO step:
+# The reasoning trace and score for the same clips, from GRPO's start and its selected step:
 # two clips whose answer GRPO changed (the first clips if it changed none).
 
 # %%
-best_step = (sweep["best_by_pearson"] or sweep["best_by_accuracy"])["step"]
 before_after = [
     read_predictions(run / "grpo" / "sweep" / f"step_{step}" / "predictions.jsonl")
-    for step in (0, best_step)
+    for step in (0, selected_step)
 ]
 pairs = list(zip(*before_after))
 changed = [(b, a) for b, a in pairs if b["pred"] != a["pred"]]
 rows = {r["id"]: r for r in load_rows(*resolve_source(config, run, "eval")).rows}
 Gallery(
     [
-        scored_clip(rows[b["id"]], {"before (SFT start)": b, f"after (GRPO step {best_step})": a})
+        scored_clip(rows[b["id"]], {"before (start)": b, f"after (GRPO step {selected_step})": a})
         for b, a in (changed or pairs)[:2]
     ]
 )
 
 # %%
-best = json.loads((run / "grpo" / "sweep" / f"step_{best_step}" / "metrics.json").read_text())
+selected = json.loads(
+    (run / "grpo" / "sweep" / f"step_{selected_step}" / "metrics.json").read_text()
+)
 window = max(1, len(log) // 10)
 metrics = {
     "reward_first": sum(e["reward_mean"] for e in log[:window]) / window,
     "reward_last": sum(e["reward_mean"] for e in log[-window:]) / window,
-    "start": config["grpo"]["start"],  # sft: from the best SFT checkpoint; base: the base model
+    "start": config["grpo"]["start"],  # sft: from SFT's selected checkpoint; base: the base model
     "sft": {k: sft[k] for k in ("step", "accuracy", "pearson", "pearson_ci")},
-    "best": {"step": best_step}
-    | {k: best[k] for k in ("accuracy", "accuracy_ci", "pearson", "spearman", "pearson_ci")},
+    **chosen,  # selected: chosen on validation; best_on_test: the published recipe's choice
     "steps": sweep["steps"],
-    "prediction_histogram": best["prediction_histogram"],
+    "prediction_histogram": selected["prediction_histogram"],
     "rollout_histograms": histograms,
 }
 with open(out / "metrics.json", "w") as file:

@@ -356,35 +356,83 @@ def rationale_metrics(records: list[dict], annotated: dict[str, list[str]]) -> d
     }
 
 
-def sweep_table(step_metrics: dict[int, dict]) -> dict:
-    """One row per checkpoint step, sorted, and the best step by accuracy and by Pearson.
+SWEEP_KEYS = ("accuracy", "pearson", "spearman")
+SELECTION_KEYS = ("pearson", "accuracy")  # what a choice ranks by, the first defined
+TEST_KEYS = ("accuracy", "accuracy_ci", "pearson", "pearson_ci", "spearman")
+BEST_ON_TEST_NOTE = (
+    "chosen on the test split it is reported on, as the published recipe chooses its best "
+    "step: an optimistic number, shown only beside the step selected on validation"
+)
 
-    Ties go to the earliest step (less training for the same score). Steps whose metric is None
-    cannot win on that metric, nor can step 0: the starting model is scored for reference, and
-    the best step names a checkpoint that training produced.
-    """
+
+def sweep_table(test: dict[int, dict], val: dict[int, dict]) -> dict:
+    """One row per checkpoint step, sorted, with its test metrics and its validation ones
+    (`val_accuracy`, `val_pearson`: None for a step validation did not score, such as the
+    starting model); the step `selected` on validation (`select_step`) and, beside it,
+    `best_on_test`, the published recipe's way of choosing."""
     steps = sorted(
         (
-            {
-                "step": int(step),
-                "accuracy": metrics.get("accuracy"),
-                "pearson": metrics.get("pearson"),
-                "spearman": metrics.get("spearman"),
-            }
-            for step, metrics in step_metrics.items()
+            {"step": int(step)}
+            | {key: metrics.get(key) for key in SWEEP_KEYS}
+            | {f"val_{key}": val.get(step, {}).get(key) for key in ("accuracy", "pearson")}
+            for step, metrics in test.items()
         ),
         key=lambda row: row["step"],
     )
+    return {"steps": steps, "selected": select_step(val), "best_on_test": _best_step(test, "test")}
+
+
+def select_step(val: dict[int, dict]) -> dict | None:
+    """The checkpoint the course reports and later stages start from, chosen on validation
+    metrics alone (the test split is only read to report): `{"step", "by"}`, or None when no
+    trained step has a validation score.
+
+    By validation Pearson r; when no step has one (r is undefined for a model that gives every
+    clip one answer), by validation accuracy. Ties go to the earliest step (less training for
+    the same score), and step 0, the starting model scored for reference, cannot be chosen.
+    """
+    return _best_step(val, "val")
+
+
+def _best_step(per_step: dict[int, dict], split: str) -> dict | None:
+    for key in SELECTION_KEYS:
+        scored = {
+            int(step): metrics[key]
+            for step, metrics in per_step.items()
+            if int(step) > 0 and metrics.get(key) is not None
+        }
+        if scored:
+            return {"step": max(sorted(scored), key=scored.get), "by": f"{split}_{key}"}
+    return None
+
+
+def chosen_checkpoints(sweep_dir: str | os.PathLike) -> dict:
+    """What notebooks 03 and 04 report of a sweep (`sweep_checkpoints`): `selected`, the step
+    chosen on validation with its validation and test metrics, and `best_on_test` beside it,
+    labelled as the published recipe's choice."""
+    sweep_dir = Path(sweep_dir)
+    table = json.loads((sweep_dir / "sweep.json").read_text())
+    if table.get("selected") is None:
+        raise ValueError(
+            f"{sweep_dir / 'sweep.json'}: no trained checkpoint has a validation score"
+        )
+    on_test = table["best_on_test"]
     return {
-        "steps": steps,
-        "best_by_accuracy": _best(steps, "accuracy"),
-        "best_by_pearson": _best(steps, "pearson"),
+        "selected": _checkpoint(sweep_dir, table["selected"]),
+        "best_on_test": on_test and _checkpoint(sweep_dir, on_test) | {"note": BEST_ON_TEST_NOTE},
     }
 
 
-def _best(steps: list[dict], key: str) -> dict | None:
-    scored = [row for row in steps if row[key] is not None and row["step"] > 0]
-    return dict(max(scored, key=lambda row: row[key])) if scored else None
+def _checkpoint(sweep_dir: Path, choice: dict) -> dict:
+    step = choice["step"]
+    test = json.loads((sweep_dir / f"step_{step}" / "metrics.json").read_text())
+    val = json.loads((sweep_dir / "val" / f"step_{step}" / "metrics.json").read_text())
+    return {
+        "step": step,
+        "by": choice["by"],
+        "val": {key: val[key] for key in ("accuracy", "pearson")},
+        "test": {key: test[key] for key in TEST_KEYS},
+    }
 
 
 def evaluate(

@@ -4,11 +4,13 @@ A notebook cell or a shell command calls one stage; every stage writes its outpu
 (`data/`, `zero_shot/`, `sft/`, `grpo/`), so any stage can be re-run, resumed or inspected alone
 and each notebook only reads what earlier stages wrote.
 
+    run/data/splits/                the train split's parts: val, sft, grpo (splits_stage)
     run/data/{sft,grpo}/            conversation datasets (videophy2.prepare)
     run/zero_shot/                  predictions.jsonl, metrics.json, report.html
     run/sft/checkpoints/step_N/     model + processor (train.train_sft or cosmos-rl exports)
-    run/sft/sweep/step_N/           predictions and metrics per checkpoint (and rationale.json
-                                    for the selected one), sweep.json
+    run/sft/sweep/step_N/           test predictions and metrics per checkpoint (and
+                                    rationale.json for the selected one), sweep.json
+    run/sft/sweep/val/step_N/       validation predictions and metrics, which select the step
     run/grpo/...                    the same for GRPO
 """
 
@@ -51,31 +53,59 @@ def resolve_model(config: dict, folder: Path) -> str:
     return str(target)
 
 
-def row_limit(config: dict, kind: str) -> int | None:
-    """Rows a stage reads from its split: the smaller of `data.limit` and `<kind>.limit`."""
-    limits = [n for n in (config["data"]["limit"], config[kind].get("limit")) if n is not None]
-    return min(limits) if limits else None
+def splits_stage(config: dict, run: Path) -> Path:
+    """The train split carved into validation, SFT's rows and GRPO's pool (`splits.partition`),
+    written once to `run/data/splits`; a folder `load_rows` reads with split `val`, `sft` or
+    `grpo`."""
+    from .splits import PARTITION_FILE, partition, write_partition
+    from .videophy2 import load_rows
+
+    out = run / "data" / "splits"
+    settings = {
+        "seed": config["seed"],
+        "limit": config["data"]["limit"],
+        "val_fraction": config["data"]["val_fraction"],
+        "grpo_limit": config["grpo"]["limit"],
+    }
+    if (out / PARTITION_FILE).exists():
+        recorded = json.loads((out / PARTITION_FILE).read_text())
+        if {key: recorded.get(key) for key in settings} != settings:
+            raise ValueError(
+                f"{out} was carved with other settings than {settings}; use another run folder"
+            )
+        return out
+    loaded = load_rows(*resolve_source(config, run, "train"), settings["limit"])
+    parts = partition(
+        loaded.rows, settings["val_fraction"], settings["grpo_limit"], settings["seed"]
+    )
+    about = {"source": loaded.source, "split": loaded.split, "skipped": len(loaded.skipped)}
+    write_partition(parts, out, about | settings)
+    return out
 
 
 def dataset_stage(kind: str, config: dict, run: Path, name: str | None = None) -> Path:
-    """The conversation dataset a trainer reads, with the stage's prompt and label balancing."""
+    """The conversation dataset a trainer reads, from its part of the train split
+    (`splits_stage`), with the stage's prompt and label balancing."""
+    from .splits import PARTITION_FILE
     from .videophy2 import prepare
 
     out = run / "data" / (name or kind)
     if (out / "prepare_report.json").exists():
         return out
+    splits = splits_stage(config, run)
     video = config[kind]["video"]
     return prepare(
-        *resolve_source(config, run, "train"),
+        splits,
+        kind,
         out,
         repo_path(config[kind]["prompt"]),
         balance_labels=bool(config[kind].get("balance_labels", False)),
         rationale=bool(config[kind].get("rationale", False)),
-        limit=row_limit(config, kind),
         fps=video["fps"],
         max_pixels=video["max_pixels"],
         seed=config["seed"],
         download_dir=run / "data",
+        partition=json.loads((splits / PARTITION_FILE).read_text()),
     )
 
 
@@ -191,10 +221,11 @@ def sweep_stage(kind: str, config: dict, run: Path) -> dict:
         )
     found = {0: start_model(kind, config, run)} | found
     args = score_args(config, run, config[kind]["prompt"])
-    table = sweep_checkpoints(found, run / kind / "sweep", **args)
-    best = table["best_by_pearson"]  # the checkpoint best_checkpoint selects
-    if config[kind].get("rationale", False) and best:
-        table["rationale"] = rationale_stage(kind, config, run, best["step"])
+    validation = {"source": splits_stage(config, run), "split": "val", "limit": None}
+    table = sweep_checkpoints(found, run / kind / "sweep", validation, **args)
+    selected = table["selected"]  # the checkpoint best_checkpoint returns
+    if config[kind].get("rationale", False) and selected:
+        table["rationale"] = rationale_stage(kind, config, run, selected["step"])
     return table
 
 
@@ -213,14 +244,15 @@ def rationale_stage(kind: str, config: dict, run: Path, step: int) -> dict:
     return result
 
 
-def best_checkpoint(run: Path, kind: str, metric: str = "pearson") -> Path:
-    """The trained checkpoint its sweep ranks best (the last one when no sweep was run)."""
+def best_checkpoint(run: Path, kind: str) -> Path:
+    """The trained checkpoint its sweep selected on validation (`metrics.select_step`), or the
+    last one when no sweep was run."""
     found = checkpoints(run, kind)
     if not found:
         raise FileNotFoundError(f"no {kind} checkpoints under {run / kind}; train {kind} first")
     sweep = run / kind / "sweep" / "sweep.json"
     if sweep.exists():
-        best = json.loads(sweep.read_text()).get(f"best_by_{metric}")
-        if best and best["step"] in found:
-            return found[best["step"]]
+        selected = json.loads(sweep.read_text()).get("selected")
+        if selected and selected["step"] in found:
+            return found[selected["step"]]
     return found[max(found)]

@@ -423,10 +423,13 @@ def metric_vs_step(
     sweeps: Mapping[str, Sequence[Mapping[str, Any]]],
     metric: str,
     references: Mapping[str, float | None] | None = None,
+    selected: Mapping[str, int] | None = None,
 ) -> Figure:
     """A metric over checkpoints, one line per run, with dashed reference levels.
 
-    A reference whose name contains "published" is drawn grey; others take a run colour after
+    Points that also carry the metric on validation (`val_<metric>`, as sweep tables do) get a
+    dotted twin line; `selected` rings the step chosen on validation on a run's line. A
+    reference whose name contains "published" is drawn grey; others take a run colour after
     the runs. Points and references whose value is None (undefined) are skipped.
     """
     if metric not in METRIC_LABELS:
@@ -435,6 +438,27 @@ def metric_vs_step(
     for index, (name, points) in enumerate(sweeps.items()):
         steps, values = _series(points, metric)
         ax.plot(steps, values, marker="o", color=run_color(index), label=name)
+        val_steps, val_values = _series(points, f"val_{metric}")
+        if val_steps:
+            ax.plot(
+                val_steps,
+                val_values,
+                ":",
+                marker=".",
+                color=run_color(index),
+                label=f"{name}, validation",
+            )
+        step = (selected or {}).get(name)
+        if step in steps:
+            ax.plot(
+                step,
+                values[steps.index(step)],
+                "o",
+                markersize=12,
+                fillstyle="none",
+                color=run_color(index),
+                label=f"selected on validation (step {step})",
+            )
     for index, (name, value) in enumerate((references or {}).items()):
         if value is None:
             continue

@@ -648,12 +648,11 @@ def score_split(
     return predictions
 
 
-def sweep_checkpoints(checkpoints: dict[int, Path], out_dir: str | Path, **score_args) -> dict:
-    """Score the split with every checkpoint (each resumable in `out_dir/step_N`) and gather
-    accuracy and correlation per step, with the best step by each metric."""
-    from .metrics import evaluate, sweep_table
+def score_checkpoints(checkpoints: dict[int, Path], out_dir: Path, **score_args) -> dict[int, dict]:
+    """Score the split with every checkpoint (each resumable in `out_dir/step_N`); metrics by
+    step."""
+    from .metrics import evaluate
 
-    out_dir = Path(out_dir)
     parallel = score_args.get("parallel")
     if parallel is not None and parallel.active:
         from .parallel import score_sweep
@@ -664,6 +663,23 @@ def sweep_checkpoints(checkpoints: dict[int, Path], out_dir: str | Path, **score
         folder = out_dir / f"step_{step}"
         predictions = score_split(path, out_dir=folder, report=False, **score_args)
         per_step[step] = evaluate(predictions, folder / "metrics.json")
-    table = sweep_table(per_step)
+    return per_step
+
+
+def sweep_checkpoints(
+    checkpoints: dict[int, Path], out_dir: str | Path, validation: dict, **score_args
+) -> dict:
+    """Score the test split with every checkpoint (`out_dir/step_N`) and the validation split
+    (`validation`: the score_args that differ for it, e.g. its source and split) with every
+    trained one (`out_dir/val/step_N`): the starting model, step 0, is never selected, so it is
+    not scored there. Writes and returns `metrics.sweep_table`, with the step selected on
+    validation."""
+    from .metrics import sweep_table
+
+    out_dir = Path(out_dir)
+    trained = {step: path for step, path in checkpoints.items() if step > 0}
+    val = score_checkpoints(trained, out_dir / "val", **(score_args | validation))
+    test = score_checkpoints(checkpoints, out_dir, **score_args)
+    table = sweep_table(test, val)
     (out_dir / "sweep.json").write_text(json.dumps(table, indent=2, allow_nan=False))
     return table

@@ -178,13 +178,34 @@ def zero_shot(metrics: dict, synthetic: bool) -> list[str]:
     return lines
 
 
+def selection(metrics: dict) -> str:
+    """Which step was selected on validation, and what choosing on test instead would report."""
+    selected, on_test = metrics["selected"], metrics["best_on_test"]
+    line = (
+        f"Selected on validation ({selected['by']}): step {selected['step']}, validation r "
+        f"{fmt(selected['val']['pearson'])}; the numbers below are its test scores"
+    )
+    if on_test is None or on_test["step"] == selected["step"]:
+        return line + " (the best step on test is the same one)."
+    return line + (
+        f". Chosen on test instead, as the published recipe chooses, step {on_test['step']} "
+        f"would report r {fmt(on_test['test']['pearson'])}: a number picked on the split it is "
+        "reported on."
+    )
+
+
+def reported(metrics: dict) -> dict:
+    """The test metrics of the selected step, with its step: what a notebook reports."""
+    return {"step": metrics["selected"]["step"], **metrics["selected"]["test"]}
+
+
 def sft(metrics: dict, synthetic: bool) -> list[str]:
-    best, before = metrics["best"], metrics["zero_shot"]
+    best, before = reported(metrics), metrics["zero_shot"]
     lines = [
         f"The training loss fell from {fmt(metrics['train_loss_first'])} to "
         f"{fmt(metrics['train_loss_last'])} (mean of the first and last tenth of the steps).",
-        f"The best checkpoint is step {best['step']}. Against always answering the majority "
-        "label: "
+        selection(metrics),
+        "Against always answering the majority label: "
         + compare(
             "SFT accuracy",
             best["accuracy"],
@@ -224,13 +245,14 @@ def sft(metrics: dict, synthetic: bool) -> list[str]:
 
 
 def grpo(metrics: dict, synthetic: bool) -> list[str]:
-    best, start = metrics["best"], metrics["sft"]
+    best, start = reported(metrics), metrics["sft"]
     lines = [
         f"The mean reward rose from {fmt(metrics['reward_first'])} to "
         f"{fmt(metrics['reward_last'])} on the training pool."
         if metrics["reward_last"] > metrics["reward_first"]
         else f"The mean reward did not rise ({fmt(metrics['reward_first'])} at the start, "
         f"{fmt(metrics['reward_last'])} at the end): the policy learned nothing from it.",
+        selection(metrics),
         "On held-out clips, Pearson r: "
         + compare(
             f"GRPO step {best['step']}",

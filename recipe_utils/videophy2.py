@@ -687,6 +687,7 @@ def prepare(
     min_pixels: int = MIN_PIXELS,
     seed: int = 0,
     download_dir: str | Path | None = None,
+    partition: dict | None = None,
 ) -> Path:
     """Build a conversation dataset at `out` (save_to_disk) plus `out/prepare_report.json`.
 
@@ -695,6 +696,8 @@ def prepare(
     annotated violations in a think block before the score (`rationale()`): a prompt that asks
     for one is required, and rows whose annotations contradict their score
     (`rationale_conflict`) are skipped and counted in the report's `rationale_conflicts`.
+    `partition` (what `splits.write_partition` recorded, when `source` is one of its parts) is
+    copied into the report, so a dataset says which rows of the train split it left to others.
     """
     import datasets
 
@@ -774,6 +777,8 @@ def prepare(
         "absent_labels": [label for label, count in before.items() if not count],
         "download": downloads,
     }
+    if partition is not None:
+        report["partition"] = partition
     write_jsonl(out / "failed.jsonl", skipped)
     (out / "prepare_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return out

@@ -9,7 +9,7 @@ import pytest
 from recipe_utils import cli
 from recipe_utils.compare import compare_runs, comparison, find_runs
 from recipe_utils.config import load_config, run_dir
-from recipe_utils.metrics import evaluate, sweep_table
+from recipe_utils.metrics import chosen_checkpoints, evaluate, sweep_table
 
 TRUTH = [1, 2, 3, 4, 5, 4, 4, 3, 2, 5, 1, 4]
 
@@ -31,12 +31,13 @@ def write_run(folder: Path, overrides: dict, zero_shot: list, sft: list | None =
     if sft is not None:
         steps = {0: zero_shot, 10: sft[::-1], 20: sft}
         table = sweep_table(
-            {s: scored(folder / f"sft/sweep/step_{s}", p) for s, p in steps.items()}
+            {s: scored(folder / f"sft/sweep/step_{s}", p) for s, p in steps.items()},
+            {s: scored(folder / f"sft/sweep/val/step_{s}", p) for s, p in steps.items()},
         )
         (folder / "sft/sweep/sweep.json").write_text(json.dumps(table))
         (folder / "03_sft").mkdir()
-        best = table["best_by_pearson"]
-        (folder / "03_sft/metrics.json").write_text(json.dumps({"best": best}))
+        chosen = chosen_checkpoints(folder / "sft/sweep")
+        (folder / "03_sft/metrics.json").write_text(json.dumps(chosen))
     return folder
 
 
@@ -68,7 +69,7 @@ def test_compare_writes_a_table_with_intervals_the_seed_spread_and_one_figure(se
     row = next(row for row in data["runs"] if row["run"] == "seed=1" and row["step"] == 20)
     assert row["accuracy_ci"] == sft[1]["accuracy_ci"]
     assert f"{sft[1]['accuracy']:.3f} [{sft[1]['accuracy_ci'][0]:.3f}" in text
-    (spread,) = [r for r in data["spread"] if r["system"] == "SFT best"]
+    (spread,) = [r for r in data["spread"] if r["system"] == "SFT selected"]
     accuracies = [m["accuracy"] for m in sft]
     assert spread["seeds"] == 3 and spread["runs"] == "all runs"
     assert spread["accuracy"]["mean"] == pytest.approx(statistics.mean(accuracies))

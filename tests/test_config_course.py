@@ -102,15 +102,6 @@ def dotted_keys(tree: dict, where: str = "") -> set[str]:
     return keys
 
 
-def test_a_stage_reads_the_smaller_of_its_own_and_the_data_row_limit():
-    from recipe_utils.pipeline import row_limit
-
-    config = load_config("smoke", {"data.limit": None, "grpo.limit": 80})
-    assert row_limit(config, "grpo") == 80 and row_limit(config, "sft") is None
-    assert row_limit(load_config("smoke", {"data.limit": 20, "grpo.limit": 80}), "grpo") == 20
-    assert row_limit(load_config("smoke", {"data.limit": 20}), "sft") == 20
-
-
 def test_full_and_smoke_profiles_have_the_same_settings():
     assert dotted_keys(load_config("smoke")) == dotted_keys(load_config("full"))
 

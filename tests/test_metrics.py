@@ -12,6 +12,7 @@ from recipe_utils.metrics import (
     compute_metrics,
     evaluate,
     read_predictions,
+    select_step,
     sweep_table,
 )
 
@@ -318,39 +319,65 @@ def test_evaluate_writes_metrics_json(tmp_path, records):
     assert not list(out.parent.glob("*.partial"))
 
 
-def test_sweep_table_sorts_steps_and_picks_the_best():
-    table = sweep_table(
-        {
-            300: {"accuracy": 0.35, "pearson": None, "spearman": None},
-            100: {"accuracy": 0.30, "pearson": 0.40, "spearman": 0.38},
-            200: {"accuracy": 0.35, "pearson": 0.39, "spearman": 0.41},
-        }
-    )
-    assert [row["step"] for row in table["steps"]] == [100, 200, 300]
-    assert table["best_by_accuracy"] == {
-        "step": 200,
-        "accuracy": 0.35,
-        "pearson": 0.39,
-        "spearman": 0.41,
+VAL = {  # validation favours step 100 on r; the starting model (step 0) scores best of all
+    0: {"accuracy": 0.6, "pearson": 0.9},
+    100: {"accuracy": 0.30, "pearson": 0.40},
+    200: {"accuracy": 0.35, "pearson": 0.39},
+    300: {"accuracy": 0.35, "pearson": None},
+}
+TEST = {  # test favours step 200
+    0: {"accuracy": 0.5, "pearson": 0.1, "spearman": 0.1},
+    300: {"accuracy": 0.35, "pearson": None, "spearman": None},
+    100: {"accuracy": 0.30, "pearson": 0.30, "spearman": 0.38},
+    200: {"accuracy": 0.40, "pearson": 0.50, "spearman": 0.41},
+}
+
+
+def test_sweep_table_selects_on_validation_and_shows_the_best_on_test_beside_it():
+    table = sweep_table(TEST, VAL)
+    assert [row["step"] for row in table["steps"]] == [0, 100, 200, 300]
+    assert table["steps"][1] == {
+        "step": 100,
+        "accuracy": 0.30,
+        "pearson": 0.30,
+        "spearman": 0.38,
+        "val_accuracy": 0.30,
+        "val_pearson": 0.40,
     }
-    assert table["best_by_pearson"]["step"] == 100
+    assert table["selected"] == {"step": 100, "by": "val_pearson"}
+    assert table["best_on_test"] == {"step": 200, "by": "test_pearson"}
     json.dumps(table, allow_nan=False)
+    unscored_start = sweep_table(TEST, {step: m for step, m in VAL.items() if step > 0})
+    assert unscored_start["steps"][0]["val_pearson"] is None
+    assert unscored_start["selected"] == table["selected"]
 
 
-def test_the_starting_model_is_never_the_best_step():
-    table = sweep_table(
-        {0: {"accuracy": 0.6, "pearson": 0.8}, 50: {"accuracy": 0.5, "pearson": 0.7}}
-    )
-    assert table["best_by_accuracy"]["step"] == table["best_by_pearson"]["step"] == 50
-    assert [row["step"] for row in table["steps"]] == [0, 50]
-    first = sweep_table({0: {"accuracy": 0.6}, 1: {"accuracy": 0.5}, 2: {"accuracy": 0.4}})
-    assert first["best_by_accuracy"]["step"] == 1  # the first checkpoint can win
+def test_selection_never_reads_the_test_metrics():
+    favour_300 = {step: {"accuracy": 0.0, "pearson": float(step == 300)} for step in TEST}
+    unreadable = {step: {} for step in TEST}
+    for test in (TEST, favour_300, unreadable):
+        assert (
+            sweep_table(test, VAL)["selected"]
+            == select_step(VAL)
+            == {
+                "step": 100,
+                "by": "val_pearson",
+            }
+        )
+    assert sweep_table(unreadable, VAL)["best_on_test"] is None
 
 
-def test_sweep_table_without_any_correlation():
-    table = sweep_table({"20": {"accuracy": 0.2, "pearson": None}})
-    assert table["steps"] == [{"step": 20, "accuracy": 0.2, "pearson": None, "spearman": None}]
-    assert table["best_by_pearson"] is None
+def test_selection_ties_go_to_the_earliest_trained_step():
+    tied = {0: {"pearson": 0.7}, 30: {"pearson": 0.5}, 10: {"pearson": 0.5}, 20: {"pearson": 0.4}}
+    assert select_step(tied)["step"] == 10
+    first = select_step({0: {"accuracy": 0.6}, 1: {"accuracy": 0.5}, 2: {"accuracy": 0.4}})
+    assert first == {"step": 1, "by": "val_accuracy"}  # the first checkpoint can win
+
+
+def test_selection_without_any_validation_correlation_uses_accuracy():
+    flat = {"20": {"accuracy": 0.2, "pearson": None}, "40": {"accuracy": 0.3, "pearson": None}}
+    assert select_step(flat) == {"step": 40, "by": "val_accuracy"}
+    assert select_step({0: {"accuracy": 0.9, "pearson": 0.9}}) is None  # nothing was trained
 
 
 def test_published_numbers_are_the_recipe_facts():

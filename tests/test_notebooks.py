@@ -112,24 +112,41 @@ def test_zero_shot_metrics_have_every_key(run):
     assert m["n"] == load_config("smoke")["data"]["synthetic"]["n_test"]
 
 
+@pytest.mark.parametrize("kind, folder", [("sft", "03_sft"), ("grpo", "04_grpo")])
+def test_the_reported_step_is_selected_on_validation(run, kind, folder):
+    m = metrics(run, folder)
+    selected, on_test = m["selected"], m["best_on_test"]
+    assert selected["step"] > 0 and selected["by"] == "val_pearson"
+    assert set(selected["val"]) >= {"accuracy", "pearson"}
+    assert set(selected["test"]) >= {"accuracy", "pearson", "pearson_ci"}
+    trained = [s for s in m["steps"] if s["step"] > 0 and s["val_pearson"] is not None]
+    assert selected["val"]["pearson"] == max(s["val_pearson"] for s in trained)
+    swept = json.loads((run / kind / f"sweep/step_{selected['step']}/metrics.json").read_text())
+    assert selected["test"]["pearson"] == swept["pearson"]  # its test score, as scored
+    assert on_test["step"] > 0 and on_test["by"] == "test_pearson"
+    tested = [s["pearson"] for s in m["steps"] if s["step"] > 0 and s["pearson"] is not None]
+    assert on_test["test"]["pearson"] == max(tested)
+    assert "published recipe" in on_test["note"]
+
+
 def test_sft_meets_the_issue_bar(run):
     m = metrics(run, "03_sft")
-    best, zero_shot = m["best"], m["zero_shot"]
+    best, zero_shot = m["selected"]["test"], m["zero_shot"]
     assert best["accuracy"] >= m["majority_baseline_accuracy"] + 0.15
     assert best["accuracy"] > zero_shot["accuracy"]
     assert best["pearson"] >= 0.5 and best["pearson_ci"][0] > 0  # correlated, beyond noise
     assert m["train_loss_last"] < m["train_loss_first"]
     assert [s["step"] for s in m["steps"]][0] == 0
-    rationale = m["rationale"]  # the best checkpoint's think blocks against the violations
-    assert rationale["step"] == best["step"]
+    rationale = m["rationale"]  # the selected checkpoint's think blocks against the violations
+    assert rationale["step"] == m["selected"]["step"]
     assert all(0 <= rationale[k] <= 1 for k in ("precision", "recall"))
 
 
 def test_grpo_keeps_the_sft_correlation(run):
     m = metrics(run, "04_grpo")
     low, _ = m["sft"]["pearson_ci"]
-    assert m["best"]["step"] > 0  # a checkpoint GRPO trained, not the SFT start
-    assert m["best"]["pearson"] >= low  # within the SFT level's bootstrap interval or above
+    assert m["selected"]["step"] > 0  # a checkpoint GRPO trained, not the SFT start
+    assert m["selected"]["test"]["pearson"] >= low  # within SFT's interval or above
     assert (
         sum(m["prediction_histogram"].values())
         == load_config("smoke")["data"]["synthetic"]["n_test"]
@@ -147,7 +164,7 @@ def test_summary_equals_the_metrics_the_notebooks_wrote(run):
     for key in ("accuracy", "pearson", "spearman"):
         assert summary["zero_shot"][key] == zero_shot[key]
     for kind, notebook in (("sft", "03_sft"), ("grpo", "04_grpo")):
-        step = metrics(run, notebook)["best"]["step"]
+        step = metrics(run, notebook)["selected"]["step"]
         assert summary[kind]["step"] == step
         swept = json.loads((run / kind / "sweep" / f"step_{step}" / "metrics.json").read_text())
         for key in ("accuracy", "pearson", "spearman"):

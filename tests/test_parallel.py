@@ -58,6 +58,7 @@ def test_sweep_spreads_checkpoints_over_replicas(tiny_model, synth, tmp_path, de
     table = sweep_checkpoints(
         checkpoints,
         tmp_path,
+        {"split": "train"},  # validation: rows of the train split, spread the same way
         source=synth,
         split="test",
         prompt_path="prompts/video_reward.yaml",
@@ -70,6 +71,7 @@ def test_sweep_spreads_checkpoints_over_replicas(tiny_model, synth, tmp_path, de
     )
     for step in checkpoints:
         assert answers(tmp_path / f"step_{step}" / "predictions.jsonl") == default
+    assert len(answers(tmp_path / "val" / "step_10" / "predictions.jsonl")) == LIMIT
     assert [row["step"] for row in table["steps"]] == [0, 10]
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from recipe_utils import pipeline
+from recipe_utils import pipeline, scoring
 from recipe_utils.cli import main
 from recipe_utils.config import REPO_ROOT, load_config
+from recipe_utils.metrics import chosen_checkpoints
 from recipe_utils.videophy2 import answer_text, load_rows, rationale
 
 SMALL = {"data.synthetic.n_train": 2, "data.synthetic.n_test": 6}
@@ -113,7 +114,7 @@ def test_sft_sweep_measures_the_rationale_of_the_selected_checkpoint(
             tmp_path / f"sft/sweep/step_{step}",
             [{"id": row["id"], "raw": [text]} for row, text in zip(rows, raw, strict=True)],
         )
-    table = {"steps": [], "best_by_accuracy": None, "best_by_pearson": {"step": 20}}
+    table = {"steps": [], "selected": {"step": 20, "by": "val_pearson"}, "best_on_test": None}
     monkeypatch.setattr(pipeline, "sweep_checkpoints", lambda *args, **kwargs: dict(table))
 
     swept = pipeline.sweep_stage("sft", config, tmp_path)
@@ -121,3 +122,52 @@ def test_sft_sweep_measures_the_rationale_of_the_selected_checkpoint(
         assert swept["rationale"]["step"] == 20 and swept["rationale"]["recall"] == 1.0
     else:
         assert "rationale" not in swept
+
+
+def test_a_sweep_selects_on_validation_what_later_stages_start_from(tmp_path, monkeypatch):
+    """Step 10 answers the validation clips right and the test clips backwards, step 20 the
+    other way round: the step selected, reported and started from is 10; 20 appears only as the
+    best on test."""
+    config = load_config(
+        "smoke",
+        {"data.synthetic.n_train": 40, "data.synthetic.n_test": 6, "data.val_fraction": 0.2}
+        | {"model.name": "org/model"},
+    )
+    for step in (10, 20):
+        fake_checkpoint(tmp_path, "sft", step)
+    right_on = {
+        "val": tmp_path / "sft/checkpoints/step_10",
+        "test": tmp_path / "sft/checkpoints/step_20",
+    }
+    scored = {}
+
+    def fake_score_split(model, source, split, out_dir, limit=None, **_):
+        rows = load_rows(source, split, limit).rows
+        scored[(split, Path(out_dir).name)] = [row["id"] for row in rows]
+        right = Path(str(model)) == right_on[split]
+        preds = [row["pc"] if right else 6 - row["pc"] for row in rows]
+        records = [
+            {"id": row["id"], "pc": row["pc"], "pred": pred, "raw": [answer_text(pred)]}
+            for row, pred in zip(rows, preds, strict=True)
+        ]
+        write_predictions(Path(out_dir), records)
+        return Path(out_dir) / "predictions.jsonl"
+
+    monkeypatch.setattr(scoring, "score_split", fake_score_split)
+    table = pipeline.sweep_stage("sft", config, tmp_path)
+
+    val_ids = [row["id"] for row in load_rows(tmp_path / "data/splits", "val").rows]
+    assert scored[("val", "step_10")] == val_ids and len(val_ids) == 8
+    assert ("val", "step_0") not in scored  # the starting model cannot be selected
+    assert table["selected"] == {"step": 10, "by": "val_pearson"}
+    assert table["best_on_test"] == {"step": 20, "by": "test_pearson"}
+    assert pipeline.best_checkpoint(tmp_path, "sft") == right_on["val"]
+    grpo_start = pipeline.start_model("grpo", config, tmp_path)
+    assert grpo_start == right_on["val"]
+    chosen = chosen_checkpoints(tmp_path / "sft/sweep")
+    assert chosen["selected"]["val"]["pearson"] == pytest.approx(1.0)
+    assert chosen["selected"]["test"]["pearson"] == pytest.approx(-1.0)  # reported as it is
+    assert (
+        chosen["best_on_test"]["step"] == 20
+        and "published recipe" in chosen["best_on_test"]["note"]
+    )

@@ -272,3 +272,16 @@ def test_save_figure_rejects_non_png_suffix(tmp_path):
     fig = plots.label_histograms(ROWS)
     with pytest.raises(ValueError, match=".png"):
         plots.save_figure(fig, tmp_path / "labels.jpg")
+
+
+def test_metric_vs_step_draws_validation_dotted_and_rings_the_selected_step():
+    steps = [
+        {"step": 0, "pearson": 0.1, "val_pearson": None},
+        {"step": 20, "pearson": 0.5, "val_pearson": 0.6},
+        {"step": 40, "pearson": 0.7, "val_pearson": 0.55},
+    ]
+    fig = plots.metric_vs_step({"SFT": steps}, "pearson", selected={"SFT": 20})
+    test, val, ring = fig.axes[0].lines
+    assert list(val.get_xdata()) == [20, 40] and val.get_linestyle() == ":"
+    assert (list(ring.get_xdata()), list(ring.get_ydata())) == ([20], [0.5])
+    assert "selected on validation (step 20)" in ring.get_label()

@@ -1,5 +1,7 @@
 """summary.md keeps this run's numbers apart from published ones and says what data they are on."""
 
+import json
+
 import pytest
 
 from recipe_utils.summary import write_summary
@@ -17,16 +19,49 @@ SYSTEMS = {
         (False, ["human `pc` scores", "## This run (VideoPhy-2 test split)"], "synthetic"),
     ],
 )
+def write_choices(run, on_test_r: float = 0.81) -> None:
+    """03's and 04's metrics.json as far as the summary reads them: each stage's selected step
+    and, beside it, its best step on test."""
+    for folder in ("03_sft", "04_grpo"):
+        (run / folder).mkdir()
+        choices = {
+            "selected": {"step": 40, "by": "val_pearson"},
+            "best_on_test": {"step": 60, "test": {"accuracy": 0.6, "pearson": on_test_r}},
+        }
+        (run / folder / "metrics.json").write_text(json.dumps(choices))
+
+
+@pytest.mark.parametrize(
+    "synthetic, says, never",
+    [
+        (True, ["labels are **synthetic**", "## This run (synthetic clips)"], "human `pc`"),
+        (False, ["human `pc` scores", "## This run (VideoPhy-2 test split)"], "synthetic"),
+    ],
+)
 def test_summary_names_the_data_and_separates_published(tmp_path, synthetic, says, never):
+    write_choices(tmp_path)
     _, md = write_summary(tmp_path, SYSTEMS, synthetic)
     text = md.read_text()
     for phrase in says:
         assert phrase in text
     assert never not in text
     ours, published = text.split("## Published")
-    assert "| SFT best (" in ours and "0.770" in ours
+    assert "| SFT selected (" in ours and "0.770" in ours
     assert "Cosmos-Reason1-7B zero-shot | 0.196 | 0.293 |" in published
-    assert "SFT best" not in published
+    assert "SFT selected" not in published
+
+
+def test_the_best_step_on_test_is_only_beside_the_selected_one_and_labelled(tmp_path):
+    write_choices(tmp_path, on_test_r=0.812)
+    json_path, md = write_summary(tmp_path, SYSTEMS, True)
+    summary = json.loads(json_path.read_text())
+    assert summary["sft"]["pearson"] == 0.77  # the selected step's, as collect() read it
+    assert summary["sft"]["selected_by"] == "val_pearson"
+    assert summary["sft"]["best_on_test"] == {"step": 60, "accuracy": 0.6, "pearson": 0.812}
+    ours, on_test = md.read_text().split("## Published")[0].split("## Chosen on the evaluation")
+    assert "0.812" not in ours
+    assert "the published recipe's way; optimistic" in on_test
+    assert "| SFT best on test | 60 | 0.600 | 0.812 |" in on_test
 
 
 def test_disagreements_put_the_widest_spread_first():
@@ -45,8 +80,6 @@ def test_disagreements_put_the_widest_spread_first():
     [("sft", "GRPO (from SFT step 40)", [40, 60]), ("base", "GRPO (from the base model)", [0, 20])],
 )
 def test_sweep_curves_count_grpo_steps_from_where_it_started(tmp_path, start, label, steps):
-    import json
-
     from recipe_utils.summary import sweep_curves
 
     def write(path, data):
@@ -59,3 +92,12 @@ def test_sweep_curves_count_grpo_steps_from_where_it_started(tmp_path, start, la
     curves = sweep_curves(tmp_path)
     assert [p["step"] for p in curves["SFT"]] == [0, 40]
     assert [p["step"] for p in curves[label]] == steps
+
+
+def test_a_run_written_before_validation_selection_says_what_to_rerun(tmp_path):
+    from recipe_utils.summary import prediction_dirs
+
+    (tmp_path / "03_sft").mkdir()
+    (tmp_path / "03_sft/metrics.json").write_text(json.dumps({"best": {"step": 20}}))
+    with pytest.raises(ValueError, match="03_sft/metrics.json names no step selected on valid"):
+        prediction_dirs(tmp_path, finished_only=True)
