@@ -141,15 +141,14 @@ def train_stage(
     if executor == "cosmos-rl":
         from .cosmos_rl import launch, write_config
 
-        toml_path = write_config(
-            kind,
-            out / f"{kind}.toml",
-            {
-                "policy.model_name_or_path": str(base),
-                "train.output_dir": str(out / "cosmos_rl"),
-                "custom.dataset.path": str(dataset),
-            },
-        )
+        overrides = {
+            "policy.model_name_or_path": str(base),
+            "train.output_dir": str(out / "cosmos_rl"),
+            "custom.dataset.path": str(dataset),
+        }
+        if kind == "grpo":  # updates per rollout batch: the same in both executors
+            overrides["train.train_policy.mu_iterations"] = config[kind]["mu_iterations"]
+        toml_path = write_config(kind, out / f"{kind}.toml", overrides)
         code = launch(kind, toml_path, log_path=out / "cosmos_rl.log")
         if code:
             raise RuntimeError(
