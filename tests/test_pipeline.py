@@ -121,3 +121,53 @@ def test_sft_sweep_measures_the_rationale_of_the_selected_checkpoint(
         assert swept["rationale"]["step"] == 20 and swept["rationale"]["recall"] == 1.0
     else:
         assert "rationale" not in swept
+
+
+@pytest.fixture
+def fake_grpo(tmp_path, monkeypatch):
+    """train_stage and score_split stand-ins: each run records its settings and leaves a
+    checkpoint and a prepare report; an unbalanced model answers 4 to every clip."""
+    trained = {}
+
+    def train_stage(kind, config, run, name=None):
+        trained[name] = config["grpo"] | {"seed": config["seed"]}
+        fake_checkpoint(run, name, config["grpo"]["steps"])
+        counts = {"1": 1, "2": 2, "3": 3, "4": 9, "5": 3}
+        report = {"label_counts_before": counts}
+        (run / "data" / name).mkdir(parents=True)
+        (run / "data" / name / "prepare_report.json").write_text(json.dumps(report))
+        return run / name
+
+    def score_split(model, out_dir, source, split, **kwargs):
+        rows = load_rows(source, split).rows
+        pred = (lambda row: 4) if "unbalanced" in str(model) else (lambda row: row["pc"])
+        write_predictions(out_dir, [{"id": r["id"], "pc": r["pc"], "pred": pred(r)} for r in rows])
+        return Path(out_dir) / "predictions.jsonl"
+
+    monkeypatch.setattr(pipeline, "train_stage", train_stage)
+    monkeypatch.setattr(pipeline, "score_split", score_split)
+    return trained
+
+
+@pytest.mark.parametrize("decay", ["none", "cosine"])
+def test_balance_experiment_trains_both_arms_alike_and_scores_them(tmp_path, fake_grpo, decay):
+    config = load_config("smoke", SMALL | {"grpo.decay": decay})
+    main_run = fake_checkpoint(tmp_path, "grpo", 20)
+    result = pipeline.balance_experiment(config, tmp_path, steps=20)
+
+    assert {"balanced", "unbalanced", "start", "steps", "seed"} <= result.keys()
+    assert (result["start"], result["steps"], result["seed"]) == ("sft", 20, config["seed"])
+    unbalanced = fake_grpo["grpo_unbalanced"]
+    assert unbalanced["balance_labels"] is False and unbalanced["steps"] == 20
+    if decay == "none":  # the main run's first 20 steps are the balanced arm: nothing retrained
+        assert result["balanced"]["checkpoint"] == str(main_run)
+        assert list(fake_grpo) == ["grpo_unbalanced"]
+    else:  # the schedule depends on the run's length: a separate 20-step run
+        balanced = fake_grpo["grpo_balanced"]
+        assert balanced["balance_labels"] is True
+        assert balanced | {"balance_labels": False} == unbalanced
+    assert result["majority_label"] == "4"
+    assert result["unbalanced"]["majority_share"] == 1.0
+    n = sum(result["eval_labels"].values())
+    assert result["balanced"]["eval_histogram"] == result["eval_labels"] | {"none": 0}
+    assert result["balanced"]["majority_share"] == result["eval_labels"]["4"] / n
