@@ -66,7 +66,6 @@ warnings.filterwarnings("ignore", message=r"step \d+: .*collapsing onto one scor
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
 RUN_DIR: str = ""  # where this run writes; empty: the profile's run_dir
 OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or that as JSON)
-BALANCE_STEPS: int = 20  # steps of each arm of the label-balance experiment
 
 # %%
 config = load_config(PROFILE, OVERRIDES)
@@ -176,11 +175,11 @@ plots.save_figure(fig, out / "reward_curves.png")
 # Two GRPO runs alike in start, steps and seed, one on the balanced pool and one on the same
 # rows as they come; each final model then scores the evaluation clips. Without balancing, the
 # recipe found the policy collapsing onto the most frequent label ("4"): its share of the
-# answers is the number to watch. The balanced arm is the run above at step `BALANCE_STEPS`
+# answers is the number to watch. The balanced arm is the run above at step `grpo.balance_steps`
 # when its learning rate is constant after warm-up (then nothing is trained twice).
 
 # %%
-balance = balance_experiment(config, run, BALANCE_STEPS)
+balance = balance_experiment(config, run)
 fig = plots.prediction_histograms(
     {
         arm: {"prediction_histogram": balance[arm]["eval_histogram"]}

@@ -159,9 +159,18 @@ def train_stage(
         raise ValueError(f"{kind}.executor must be 'local' or 'cosmos-rl', got {executor!r}")
     from . import train
 
-    # the keys dataset_stage, start_model and the executor choice read; the rest are the
-    # trainer's settings
-    data_keys = {"executor", "video", "balance_labels", "rationale", "prompt", "limit", "start"}
+    # the keys dataset_stage, start_model, balance_experiment and the executor choice read; the
+    # rest are the trainer's settings
+    data_keys = {
+        "executor",
+        "video",
+        "balance_labels",
+        "rationale",
+        "prompt",
+        "limit",
+        "start",
+        "balance_steps",
+    }
     settings = {k: v for k, v in config[kind].items() if k not in data_keys}
     if kind == "sft":
         train.train_sft(base, dataset, out, train.SFTSettings(**settings, seed=config["seed"]))
@@ -171,12 +180,15 @@ def train_stage(
     return out
 
 
-def balance_experiment(config: dict, run: Path, steps: int) -> dict:
-    """Label balancing, tested: GRPO from the same start for the same `steps` with the same seed
-    on the balanced pool and on the same rows as they come; each final model scores the eval
-    split. An arm's `majority_share` is the share of its eval answers that are the training
-    rows' most frequent label, the one an unbalanced policy collapses onto."""
+def balance_experiment(config: dict, run: Path) -> dict:
+    """Label balancing, tested: GRPO from the same start for the same steps
+    (`grpo.balance_steps`) with the same seed on the balanced pool and on the same rows as they
+    come; each final model scores the eval split. An arm's `majority_share` is the share of its
+    eval answers that are the training rows' most frequent label, the one an unbalanced policy
+    collapses onto."""
     from .metrics import evaluate, read_predictions
+
+    steps = config["grpo"]["balance_steps"]
 
     arms = {
         "balanced": balanced_arm(config, run, steps),

@@ -151,9 +151,9 @@ def fake_grpo(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("decay", ["none", "cosine"])
 def test_balance_experiment_trains_both_arms_alike_and_scores_them(tmp_path, fake_grpo, decay):
-    config = load_config("smoke", SMALL | {"grpo.decay": decay})
+    config = load_config("smoke", SMALL | {"grpo.decay": decay, "grpo.balance_steps": 20})
     main_run = fake_checkpoint(tmp_path, "grpo", 20)
-    result = pipeline.balance_experiment(config, tmp_path, steps=20)
+    result = pipeline.balance_experiment(config, tmp_path)
 
     assert {"balanced", "unbalanced", "start", "steps", "seed"} <= result.keys()
     assert (result["start"], result["steps"], result["seed"]) == ("sft", 20, config["seed"])
