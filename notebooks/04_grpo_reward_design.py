@@ -165,7 +165,7 @@ clipped = fmean(entry["clipped_share"] for entry in log)
 print(
     f"accuracy reward {accuracy_first:.2f} over the first 10% of steps, {accuracy_last:.2f} over "
     f"the last; on average {zero_spread:.0%} of a step's groups had zero spread and the clip held "
-    f"back {clipped:.1%} of its completion tokens (mu_iterations = {config['grpo']['mu_iterations']})"
+    f"back {clipped:.2%} of its completion tokens (mu_iterations = {config['grpo']['mu_iterations']})"
 )
 fig = plots.reward_curves(log)
 plots.save_figure(fig, out / "reward_curves.png")
