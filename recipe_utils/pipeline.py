@@ -214,11 +214,13 @@ def balance_experiment(config: dict, run: Path) -> dict:
 
 
 def balanced_arm(config: dict, run: Path, steps: int) -> Path:
-    """The main GRPO run's checkpoint at `steps` when it has one and its rate is constant after
-    warm-up (`decay: none`): its first `steps` steps are then exactly a `steps`-step run (same
-    start, seed, batches and rates), at no extra cost. Otherwise a separate short run."""
+    """The main GRPO run's checkpoint at `steps` when it trained on balanced labels, has one and
+    its rate is constant after warm-up (`decay: none`): its first `steps` steps are then exactly
+    a `steps`-step run (same start, seed, batches and rates), at no extra cost. Otherwise a
+    separate short run."""
     main = checkpoints(run, "grpo")
-    if steps in main and config["grpo"]["decay"] == "none":
+    grpo = config["grpo"]
+    if grpo["balance_labels"] and grpo["decay"] == "none" and steps in main:
         return main[steps]
     return short_grpo(config, run, steps, True)
 

@@ -149,9 +149,18 @@ def fake_grpo(tmp_path, monkeypatch):
     return trained
 
 
-@pytest.mark.parametrize("decay", ["none", "cosine"])
-def test_balance_experiment_trains_both_arms_alike_and_scores_them(tmp_path, fake_grpo, decay):
-    config = load_config("smoke", SMALL | {"grpo.decay": decay, "grpo.balance_steps": 20})
+@pytest.mark.parametrize(
+    "decay, main_balanced, reused",
+    [("none", True, True), ("cosine", True, False), ("none", False, False)],
+)
+def test_balance_experiment_trains_both_arms_alike_and_scores_them(
+    tmp_path, fake_grpo, decay, main_balanced, reused
+):
+    config = load_config(
+        "smoke",
+        SMALL
+        | {"grpo.decay": decay, "grpo.balance_labels": main_balanced, "grpo.balance_steps": 20},
+    )
     main_run = fake_checkpoint(tmp_path, "grpo", 20)
     result = pipeline.balance_experiment(config, tmp_path)
 
@@ -159,10 +168,10 @@ def test_balance_experiment_trains_both_arms_alike_and_scores_them(tmp_path, fak
     assert (result["start"], result["steps"], result["seed"]) == ("sft", 20, config["seed"])
     unbalanced = fake_grpo["grpo_unbalanced"]
     assert unbalanced["balance_labels"] is False and unbalanced["steps"] == 20
-    if decay == "none":  # the main run's first 20 steps are the balanced arm: nothing retrained
+    if reused:  # the main run's first 20 steps are the balanced arm: nothing retrained
         assert result["balanced"]["checkpoint"] == str(main_run)
         assert list(fake_grpo) == ["grpo_unbalanced"]
-    else:  # the schedule depends on the run's length: a separate 20-step run
+    else:  # a schedule that depends on the run's length, or unbalanced: a separate run
         balanced = fake_grpo["grpo_balanced"]
         assert balanced["balance_labels"] is True
         assert balanced | {"balance_labels": False} == unbalanced
