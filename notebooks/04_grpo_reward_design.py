@@ -25,7 +25,9 @@
 #   starting model must stay on (`kl_beta > 0`);
 # - the GRPO update itself: G answers per clip, group-normalised advantages, a clipped
 #   probability ratio and a KL penalty, in `recipe_utils.train.train_grpo`, the same rewards
-#   the cosmos-rl job registers on 8 GPUs.
+#   the cosmos-rl job registers on 8 GPUs;
+# - when the clip acts: only from the second of several updates per batch (`mu_iterations`);
+# - what label balancing does, tested: two runs alike but for the balance, both scored.
 #
 # Smoke profile: the SFT checkpoint notebook 03 selected on validation, in-process on the CPU.
 # Full profile: cosmos-rl with `configs/cosmos_rl/grpo.toml` (policy 4 GPUs, rollout 4 GPUs).
@@ -33,17 +35,24 @@
 # %%
 import json
 import warnings
+from statistics import fmean
 
 import pandas as pd
 
 from recipe_utils import plots
 from recipe_utils.clips import Gallery, scored_clip
-from recipe_utils.config import load_config, run_dir, with_overrides
+from recipe_utils.config import load_config, run_dir
 from recipe_utils.metrics import PUBLISHED, chosen_checkpoints, read_predictions
-from recipe_utils.pipeline import dataset_stage, resolve_source, sweep_stage, train_stage
+from recipe_utils.pipeline import (
+    balance_experiment,
+    dataset_stage,
+    resolve_source,
+    sweep_stage,
+    train_stage,
+)
 from recipe_utils.rewards import accuracy_reward, format_reward
-from recipe_utils.takeaways import is_synthetic, what_this_run_showed
-from recipe_utils.train import GRPOSettings, group_advantages, read_log
+from recipe_utils.takeaways import balance_findings, is_synthetic, what_this_run_showed
+from recipe_utils.train import GRPOSettings, first_last_means, group_advantages, read_log
 from recipe_utils.videophy2 import load_rows
 
 # isort: split
@@ -57,7 +66,6 @@ warnings.filterwarnings("ignore", message=r"step \d+: .*collapsing onto one scor
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
 RUN_DIR: str = ""  # where this run writes; empty: the profile's run_dir
 OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or that as JSON)
-UNBALANCED_STEPS: int = 20  # a short extra run on unbalanced labels, to compare; 0 skips it
 
 # %%
 config = load_config(PROFILE, OVERRIDES)
@@ -135,9 +143,14 @@ except ValueError as error:
 # %% [markdown]
 # ## Train
 # Each step: sample G answers per clip at temperature T, reward them, normalise rewards within
-# each group, and take one clipped policy-gradient step with the KL penalty. The log records
-# the mean reward, its spread inside groups (zero spread means no signal), the KL to the
-# start, the answer length and how the answers spread over 1..5.
+# each group, and take `mu_iterations` clipped policy-gradient updates with the KL penalty, all
+# against the log-probabilities of the policy that wrote the answers (cosmos-rl's setting of
+# that name; the recipe uses 1). On the first update the ratio new/old is exactly 1, so the
+# clip cannot act; from the second on the policy has moved, and the clip stops pushing tokens
+# whose ratio already left [1 - epsilon, 1 + epsilon] in their advantage's direction. The log
+# records the mean reward, its spread inside groups, the share of groups with zero spread
+# (no signal) and of completion tokens the clip held back, the KL to the start, the answer
+# length and how the answers spread over 1..5.
 #
 # The recipe makes many passes over its balanced clips (80 epochs in its cosmos-rl config). The
 # smoke run does the same on a small pool (`grpo.limit` rows), so the first and the last steps
@@ -152,32 +165,39 @@ print(
     f"{len(collapsed)} of {len(log)} steps warned of a collapse onto one score"
     + (f" (steps {collapsed[:10]}{'...' if len(collapsed) > 10 else ''})" if collapsed else "")
 )
+accuracy_first, accuracy_last = first_last_means(log, "accuracy_reward")
+zero_spread = fmean(entry["zero_spread_share"] for entry in log)
+clipped = fmean(entry["clipped_share"] for entry in log)
+print(
+    f"accuracy reward {accuracy_first:.2f} over the first 10% of steps, {accuracy_last:.2f} over "
+    f"the last; on average {zero_spread:.0%} of a step's groups had zero spread and the clip held "
+    f"back {clipped:.2%} of its completion tokens (mu_iterations = {config['grpo']['mu_iterations']})"
+)
 fig = plots.reward_curves(log)
 plots.save_figure(fig, out / "reward_curves.png")
 
 # %% [markdown]
 # ## What unbalanced labels do
-# The same run, short, on the original label mix. Compare how the sampled answers spread.
+# Two GRPO runs alike in start, steps and seed, one on the balanced pool and one on the same
+# rows as they come; each final model then scores the evaluation clips. Without balancing, the
+# recipe found the policy collapsing onto the most frequent label ("4"): its share of the
+# answers is the number to watch. The balanced arm is the run above at step `grpo.balance_steps`
+# when its learning rate is constant after warm-up (then nothing is trained twice).
 
 # %%
-histograms = {"balanced": log[-1]["prediction_histogram"]}
-if UNBALANCED_STEPS:
-    unbalanced = with_overrides(
-        config,
-        {
-            "grpo.balance_labels": False,
-            "grpo.steps": UNBALANCED_STEPS,
-            "grpo.save_every": UNBALANCED_STEPS,
-        },
-    )
-    train_stage("grpo", unbalanced, run, name="grpo_unbalanced")
-    histograms["unbalanced"] = read_log(run / "grpo_unbalanced" / "train_log.jsonl")[-1][
-        "prediction_histogram"
-    ]
+balance = balance_experiment(config, run)
 fig = plots.prediction_histograms(
-    {f"{k} (last step's rollouts)": {"prediction_histogram": v} for k, v in histograms.items()}
+    {
+        arm: {"prediction_histogram": balance[arm]["eval_histogram"]}
+        for arm in ("balanced", "unbalanced")
+    },
+    truth_counts=balance["eval_labels"],
+)
+fig.axes[0].set_title(
+    f"Eval answers after {balance['steps']} GRPO steps from the {balance['start']} start"
 )
 plots.save_figure(fig, out / "balanced_vs_unbalanced.png")
+print(*balance_findings(balance), sep="\n")
 
 # %% [markdown]
 # ## Score every checkpoint
@@ -229,16 +249,21 @@ Gallery(
 selected = json.loads(
     (run / "grpo" / "sweep" / f"step_{selected_step}" / "metrics.json").read_text()
 )
-window = max(1, len(log) // 10)
+reward_first, reward_last = first_last_means(log, "reward_mean")
 metrics = {
-    "reward_first": sum(e["reward_mean"] for e in log[:window]) / window,
-    "reward_last": sum(e["reward_mean"] for e in log[-window:]) / window,
+    "reward_first": reward_first,
+    "reward_last": reward_last,
+    "accuracy_reward_first": accuracy_first,  # mean accuracy reward, first 10% of steps
+    "accuracy_reward_last": accuracy_last,  # and last 10%
+    "zero_spread_share": zero_spread,  # mean over steps
+    "clipped_share": clipped,  # mean over steps
+    "mu_iterations": config["grpo"]["mu_iterations"],
     "start": config["grpo"]["start"],  # sft: from SFT's selected checkpoint; base: the base model
     "sft": {k: sft[k] for k in ("step", "accuracy", "pearson", "pearson_ci")},
     **chosen,  # selected: chosen on validation; best_on_test: the published recipe's choice
     "steps": sweep["steps"],
     "prediction_histogram": selected["prediction_histogram"],
-    "rollout_histograms": histograms,
+    "balance_experiment": balance,
 }
 with open(out / "metrics.json", "w") as file:
     json.dump(metrics, file, indent=2)

@@ -106,7 +106,6 @@ for metric in ("accuracy", "pearson"):
 # difference between two settings means something only when it is larger than that spread.
 
 # %%
-
 from recipe_utils.compare import comparison, find_runs
 
 neighbours = find_runs(run.parent)

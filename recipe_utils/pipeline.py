@@ -171,15 +171,14 @@ def train_stage(
     if executor == "cosmos-rl":
         from .cosmos_rl import launch, write_config
 
-        toml_path = write_config(
-            kind,
-            out / f"{kind}.toml",
-            {
-                "policy.model_name_or_path": str(base),
-                "train.output_dir": str(out / "cosmos_rl"),
-                "custom.dataset.path": str(dataset),
-            },
-        )
+        overrides = {
+            "policy.model_name_or_path": str(base),
+            "train.output_dir": str(out / "cosmos_rl"),
+            "custom.dataset.path": str(dataset),
+        }
+        if kind == "grpo":  # updates per rollout batch: the same in both executors
+            overrides["train.train_policy.mu_iterations"] = config[kind]["mu_iterations"]
+        toml_path = write_config(kind, out / f"{kind}.toml", overrides)
         code = launch(kind, toml_path, log_path=out / "cosmos_rl.log")
         if code:
             raise RuntimeError(
@@ -190,9 +189,18 @@ def train_stage(
         raise ValueError(f"{kind}.executor must be 'local' or 'cosmos-rl', got {executor!r}")
     from . import train
 
-    # the keys dataset_stage, start_model and the executor choice read; the rest are the
-    # trainer's settings
-    data_keys = {"executor", "video", "balance_labels", "rationale", "prompt", "limit", "start"}
+    # the keys dataset_stage, start_model, balance_experiment and the executor choice read; the
+    # rest are the trainer's settings
+    data_keys = {
+        "executor",
+        "video",
+        "balance_labels",
+        "rationale",
+        "prompt",
+        "limit",
+        "start",
+        "balance_steps",
+    }
     settings = {k: v for k, v in config[kind].items() if k not in data_keys}
     if kind == "sft":
         train.train_sft(base, dataset, out, train.SFTSettings(**settings, seed=config["seed"]))
@@ -200,6 +208,65 @@ def train_stage(
         grpo = train.GRPOSettings(**settings, seed=config["seed"], force=force)
         train.train_grpo(base, dataset, out, grpo)
     return out
+
+
+def balance_experiment(config: dict, run: Path) -> dict:
+    """Label balancing, tested: GRPO from the same start for the same steps
+    (`grpo.balance_steps`) with the same seed on the balanced pool and on the same rows as they
+    come; each final model scores the eval split. An arm's `majority_share` is the share of its
+    eval answers that are the training rows' most frequent label, the one an unbalanced policy
+    collapses onto."""
+    from .metrics import evaluate, read_predictions
+
+    steps = config["grpo"]["balance_steps"]
+
+    arms = {
+        "balanced": balanced_arm(config, run, steps),
+        "unbalanced": short_grpo(config, run, steps, False),
+    }
+    counts = json.loads((run / "data" / "grpo_unbalanced" / "prepare_report.json").read_text())
+    majority = max(counts["label_counts_before"], key=counts["label_counts_before"].get)
+    result = {"start": config["grpo"]["start"], "steps": steps, "seed": config["seed"]}
+    result["majority_label"] = majority
+    args = score_args(config, run, config["grpo"]["prompt"])
+    for arm, final in arms.items():
+        out = run / "balance" / arm
+        predictions = score_split(final, out_dir=out, **args)
+        histogram = evaluate(predictions, out / "metrics.json")["prediction_histogram"]
+        result[arm] = {
+            "checkpoint": str(final),
+            "eval_histogram": histogram,
+            "majority_share": histogram[majority] / max(1, sum(histogram.values())),
+        }
+    labels = [str(r["pc"]) for r in read_predictions(predictions) if r.get("pc") is not None]
+    result["eval_labels"] = {str(k): labels.count(str(k)) for k in range(1, 6)}
+    return result
+
+
+def balanced_arm(config: dict, run: Path, steps: int) -> Path:
+    """The main GRPO run's checkpoint at `steps` when it trained on balanced labels, has one and
+    its rate is constant after warm-up (`decay: none`): its first `steps` steps are then exactly
+    a `steps`-step run (same start, seed, batches and rates), at no extra cost. Otherwise a
+    separate short run."""
+    main = checkpoints(run, "grpo")
+    grpo = config["grpo"]
+    if grpo["balance_labels"] and grpo["decay"] == "none" and steps in main:
+        return main[steps]
+    return short_grpo(config, run, steps, True)
+
+
+def short_grpo(config: dict, run: Path, steps: int, balance_labels: bool) -> Path:
+    """The final checkpoint of a `steps`-step GRPO run on balanced or as-they-come labels."""
+    from .config import with_overrides
+
+    name = "grpo_balanced" if balance_labels else "grpo_unbalanced"
+    overrides = {
+        "grpo.steps": steps,
+        "grpo.save_every": steps,
+        "grpo.balance_labels": balance_labels,
+    }
+    train_stage("grpo", with_overrides(config, overrides), run, name=name)
+    return checkpoints(run, name)[steps]
 
 
 def checkpoints(run: Path, kind: str) -> dict[int, Path]:

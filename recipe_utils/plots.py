@@ -525,15 +525,35 @@ def _draw_reward(ax: Axes, log: Sequence[Mapping[str, Any]]) -> None:
 
 
 def reward_curves(log: Sequence[Mapping[str, Any]]) -> Figure:
-    """GRPO health at a glance: reward, KL to the reference policy, response length."""
-    fig, (reward_ax, kl_ax, length_ax) = plt.subplots(1, 3, figsize=(14, 3.8), layout="constrained")
+    """GRPO health at a glance: reward, KL to the reference policy, response length, and the
+    shares of groups that taught nothing and of tokens the clip held back."""
+    fig, (reward_ax, kl_ax, length_ax, share_ax) = plt.subplots(
+        1, 4, figsize=(18, 3.8), layout="constrained"
+    )
     _draw_reward(reward_ax, log)
     _draw_logged(kl_ax, log, "kl", "KL")
     kl_ax.set_title("KL to the reference policy")
     _draw_logged(length_ax, log, "response_length", "tokens")
     length_ax.set_title("Response length")
+    _draw_shares(share_ax, log)
     fig.suptitle("GRPO training")
     return fig
+
+
+def _draw_shares(ax: Axes, log: Sequence[Mapping[str, Any]]) -> None:
+    """Zero-spread groups (no signal) and clipped completion tokens (no gradient), per step."""
+    for index, key in enumerate(("zero_spread_share", "clipped_share")):
+        steps, values = _series(log, key)
+        if steps:
+            ax.plot(steps, values, color=run_color(index), label=key)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "shares not logged", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title("What a step could not learn from")
+    ax.set_xlabel("step")
+    ax.set_ylabel("share")
 
 
 def dense_reward(reward_fn: Callable[[str, str], float]) -> Figure:

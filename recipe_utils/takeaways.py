@@ -9,6 +9,7 @@ VideoPhy-2 numbers out of the comparison; on VideoPhy-2 (the full profile) it co
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -244,9 +245,39 @@ def sft(metrics: dict, synthetic: bool) -> list[str]:
     ]
 
 
+def balance_findings(experiment: dict) -> list[str]:
+    """What the label-balance experiment showed: how often each arm answers the training rows'
+    majority label on the eval clips; a difference counts only beyond two standard errors."""
+    label, steps = experiment["majority_label"], experiment["steps"]
+    truth = experiment["eval_labels"]
+    balanced, unbalanced = (experiment[arm]["majority_share"] for arm in ("balanced", "unbalanced"))
+    n = max(1, sum(experiment["balanced"]["eval_histogram"].values()))
+    noise = 2 * math.sqrt((balanced * (1 - balanced) + unbalanced * (1 - unbalanced)) / n)
+    lines = [
+        f"After {steps} GRPO steps from the same start ({experiment['start']}) with the same "
+        f"seed, {label} (the training rows' most frequent label) is {unbalanced:.0%} of the "
+        f"unbalanced run's answers on the eval clips and {balanced:.0%} of the balanced run's; "
+        f"{truth[label] / max(1, sum(truth.values())):.0%} of the clips are {label}."
+    ]
+    if unbalanced - balanced > noise:
+        return lines + [
+            f"Without balancing the policy drifted towards {label}, as the recipe warns."
+        ]
+    if balanced - unbalanced > noise:
+        return lines + [f"The unbalanced run answered {label} less often than the balanced one."]
+    return lines + [
+        f"The two differ by less than two standard errors ({noise:.0%}): in {steps} steps no "
+        "collapse onto the majority label showed in this run."
+    ]
+
+
 def grpo(metrics: dict, synthetic: bool) -> list[str]:
     best, start = reported(metrics), metrics["sft"]
+    first, last = metrics["accuracy_reward_first"], metrics["accuracy_reward_last"]
+    learned = ": the policy learned on its pool" if last > first + 0.05 else ", barely moving"
     lines = [
+        f"The accuracy reward (of 1) went from {fmt(first)} over the first 10% of steps to "
+        f"{fmt(last)} over the last{learned}.",
         f"The mean reward rose from {fmt(metrics['reward_first'])} to "
         f"{fmt(metrics['reward_last'])} on the training pool."
         if metrics["reward_last"] > metrics["reward_first"]
@@ -267,6 +298,7 @@ def grpo(metrics: dict, synthetic: bool) -> list[str]:
         + compare("GRPO", best["accuracy"], best.get("accuracy_ci"), "SFT", start["accuracy"], None)
         + ".",
         _bunching(metrics["prediction_histogram"]) + " (GRPO, held-out clips).",
+        *balance_findings(metrics["balance_experiment"]),
     ]
     if synthetic:
         return lines + [SYNTHETIC_NOTE]

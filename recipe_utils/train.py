@@ -206,6 +206,16 @@ def read_log(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def first_last_means(log: list[dict], key: str, share: float = 0.1) -> tuple[float, float]:
+    """Mean of `key` over the first and the last `share` of the logged steps (at least one
+    step each): where a noisy per-step curve started and where it ended."""
+    if not log:
+        raise ValueError("the training log is empty: train first")
+    window = max(1, int(len(log) * share))
+    first, last = log[:window], log[-window:]
+    return sum(e[key] for e in first) / window, sum(e[key] for e in last) / window
+
+
 def truncate_log(path: Path, step: int) -> None:
     """Drop log lines past `step` (a resumed run re-does those steps and logs them again) and a
     last line torn by a kill."""
@@ -241,14 +251,19 @@ class TrainingRun:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     log: Path
 
+    def update(self, max_grad_norm: float) -> None:
+        """Clip the gradient and take one optimizer step."""
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
     def finish_step(
         self, step: int, entry: dict, max_grad_norm: float, steps: int, save_every: int
     ) -> None:
-        """Clip, update, log the step and save a checkpoint when one is due."""
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_grad_norm)
-        self.optimizer.step()
+        """Take the step's (last) update, advance the schedule once per step, log the step and
+        save a checkpoint when one is due."""
+        self.update(max_grad_norm)
         self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
         append_log(self.log, {"step": step, **entry, "lr": self.scheduler.get_last_lr()[0]})
         if step % save_every == 0 or step == steps:
             save_checkpoint(
@@ -335,6 +350,10 @@ class GRPOSettings:
     epsilon_low: float = 0.2
     epsilon_high: float = 0.2
     kl_beta: float = 0.05
+    # cosmos-rl's train_policy.mu_iterations (default 1): optimizer updates per rollout batch,
+    # each against the same fixed "old" log-probs, so from the second on the ratio leaves 1
+    # and clipping acts
+    mu_iterations: int = 1
     save_every: int = 20
     seed: int = 0
     device: str = "auto"
@@ -343,6 +362,8 @@ class GRPOSettings:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
+        if self.mu_iterations < 1:
+            raise ValueError(f"mu_iterations must be >= 1, got {self.mu_iterations}")
         if self.kl_beta < 0:
             raise ValueError(f"kl_beta must be >= 0, got {self.kl_beta}")
         if self.kl_beta == 0 and not self.force:
@@ -382,6 +403,23 @@ def clipped_objective(
     adv = advantages.unsqueeze(-1)
     clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
     return torch.minimum(ratio * adv, clipped * adv)
+
+
+def clipped_share(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    epsilon_low: float,
+    epsilon_high: float,
+) -> float:
+    """The share of completion tokens the clip holds back: their ratio left [1 - el, 1 + eh]
+    in the direction their advantage pushes, so `clipped_objective` gives them no gradient.
+    Always 0 on an update whose ratio is 1 (the first of each batch)."""
+    ratio = torch.exp(logp - old_logp)
+    adv = advantages.unsqueeze(-1)
+    clipped = ((ratio > 1 + epsilon_high) & (adv > 0)) | ((ratio < 1 - epsilon_low) & (adv < 0))
+    return ((clipped.float() * mask).sum() / mask.sum().clamp(min=1)).item()
 
 
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
@@ -554,13 +592,20 @@ def train_grpo(
         with torch.no_grad():
             ref_logp = token_logprobs(reference, sequences, attention, vision, prompt_len)
         model.train()
-        logp = token_logprobs(model, sequences, attention, vision, prompt_len)
-        # One update per batch (mu_iterations = 1): the ratio is 1, its gradient is not.
-        old_logp = logp.detach()
-        loss = grpo_loss(
-            logp, old_logp, ref_logp, advantages, mask, s.epsilon_low, s.epsilon_high, s.kl_beta
-        )
-        loss.backward()
+        clipped = []
+        for iteration in range(s.mu_iterations):
+            logp = token_logprobs(model, sequences, attention, vision, prompt_len)
+            if iteration == 0:  # the policy that wrote the rollouts: fixed for the whole batch
+                old_logp = logp.detach()
+            loss = grpo_loss(
+                logp, old_logp, ref_logp, advantages, mask, s.epsilon_low, s.epsilon_high, s.kl_beta
+            )
+            loss.backward()
+            clipped.append(
+                clipped_share(logp, old_logp, advantages, mask, s.epsilon_low, s.epsilon_high)
+            )
+            if iteration < s.mu_iterations - 1:
+                run.update(s.max_grad_norm)  # the last update is finish_step's
         kl = kl_penalty(old_logp, ref_logp)
         histogram = prediction_histogram(texts)
         warning = collapse_warning(texts, idx, s.generations, s.collapse_share)
@@ -568,6 +613,7 @@ def train_grpo(
             "reward_mean": rewards.mean().item(),
             "reward_std": rewards.view(-1, s.generations).std(dim=1, unbiased=False).mean().item(),
             "zero_spread_share": zero_spread_share(rewards, s.generations),
+            "clipped_share": sum(clipped) / len(clipped),  # over the step's mu_iterations updates
             "collapse": warning,  # None, or what the warning below says
             "accuracy_reward": accuracy.mean().item(),
             "format_reward": fmt.mean().item(),

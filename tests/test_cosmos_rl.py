@@ -125,6 +125,17 @@ def test_grpo_toml_starts_where_the_profile_says(tmp_path, monkeypatch, cosmos_c
     assert written["policy"]["model_name_or_path"] == expected
 
 
+def test_grpo_toml_takes_the_profiles_mu_iterations(tmp_path, monkeypatch, cosmos_config):
+    from recipe_utils import pipeline
+    from recipe_utils.config import load_config
+
+    monkeypatch.setattr(pipeline, "dataset_stage", lambda *args: tmp_path / "data" / "grpo")
+    monkeypatch.setattr(crl, "launch", lambda kind, path, log_path: 0)
+    pipeline.train_stage("grpo", load_config("full", {"grpo.mu_iterations": 4}), tmp_path)
+    written = toml.load(tmp_path / "grpo" / "grpo.toml")
+    assert cosmos_config.from_dict(written).train.train_policy.mu_iterations == 4
+
+
 @pytest.mark.parametrize(
     "key", ["train.epochs", "policy.lora.r", "mode", "rollout.parallelism.cp_size"]
 )

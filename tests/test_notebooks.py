@@ -158,6 +158,27 @@ def test_grpo_raises_the_reward(run):
     assert m["reward_last"] > m["reward_first"]
 
 
+def test_grpo_starts_below_the_ceiling_and_learns(run):
+    m = metrics(run, "04_grpo")
+    assert m["accuracy_reward_first"] <= 0.75
+    assert m["accuracy_reward_last"] > m["accuracy_reward_first"] + 0.05
+
+
+def test_grpo_clips_with_several_updates_per_batch(run):
+    m = metrics(run, "04_grpo")
+    assert m["mu_iterations"] == load_config("smoke")["grpo"]["mu_iterations"] > 1
+    assert 0 < m["clipped_share"] < 1 and 0 <= m["zero_spread_share"] < 1
+
+
+def test_balance_experiment_scores_two_arms_alike(run):
+    experiment = metrics(run, "04_grpo")["balance_experiment"]
+    assert experiment["start"] == load_config("smoke")["grpo"]["start"] and experiment["steps"] > 0
+    n_test = load_config("smoke")["data"]["synthetic"]["n_test"]
+    for arm in ("balanced", "unbalanced"):
+        assert sum(experiment[arm]["eval_histogram"].values()) == n_test
+        assert 0 <= experiment[arm]["majority_share"] <= 1
+
+
 def test_summary_equals_the_metrics_the_notebooks_wrote(run):
     summary = json.loads((run / "summary.json").read_text())
     zero_shot = json.loads((run / "zero_shot" / "metrics.json").read_text())

@@ -171,3 +171,62 @@ def test_a_sweep_selects_on_validation_what_later_stages_start_from(tmp_path, mo
         chosen["best_on_test"]["step"] == 20
         and "published recipe" in chosen["best_on_test"]["note"]
     )
+
+
+@pytest.fixture
+def fake_grpo(tmp_path, monkeypatch):
+    """train_stage and score_split stand-ins: each run records its settings and leaves a
+    checkpoint and a prepare report; an unbalanced model answers 4 to every clip."""
+    trained = {}
+
+    def train_stage(kind, config, run, name=None):
+        trained[name] = config["grpo"] | {"seed": config["seed"]}
+        fake_checkpoint(run, name, config["grpo"]["steps"])
+        counts = {"1": 1, "2": 2, "3": 3, "4": 9, "5": 3}
+        report = {"label_counts_before": counts}
+        (run / "data" / name).mkdir(parents=True)
+        (run / "data" / name / "prepare_report.json").write_text(json.dumps(report))
+        return run / name
+
+    def score_split(model, out_dir, source, split, **kwargs):
+        rows = load_rows(source, split).rows
+        pred = (lambda row: 4) if "unbalanced" in str(model) else (lambda row: row["pc"])
+        write_predictions(out_dir, [{"id": r["id"], "pc": r["pc"], "pred": pred(r)} for r in rows])
+        return Path(out_dir) / "predictions.jsonl"
+
+    monkeypatch.setattr(pipeline, "train_stage", train_stage)
+    monkeypatch.setattr(pipeline, "score_split", score_split)
+    return trained
+
+
+@pytest.mark.parametrize(
+    "decay, main_balanced, reused",
+    [("none", True, True), ("cosine", True, False), ("none", False, False)],
+)
+def test_balance_experiment_trains_both_arms_alike_and_scores_them(
+    tmp_path, fake_grpo, decay, main_balanced, reused
+):
+    config = load_config(
+        "smoke",
+        SMALL
+        | {"grpo.decay": decay, "grpo.balance_labels": main_balanced, "grpo.balance_steps": 20},
+    )
+    main_run = fake_checkpoint(tmp_path, "grpo", 20)
+    result = pipeline.balance_experiment(config, tmp_path)
+
+    assert {"balanced", "unbalanced", "start", "steps", "seed"} <= result.keys()
+    assert (result["start"], result["steps"], result["seed"]) == ("sft", 20, config["seed"])
+    unbalanced = fake_grpo["grpo_unbalanced"]
+    assert unbalanced["balance_labels"] is False and unbalanced["steps"] == 20
+    if reused:  # the main run's first 20 steps are the balanced arm: nothing retrained
+        assert result["balanced"]["checkpoint"] == str(main_run)
+        assert list(fake_grpo) == ["grpo_unbalanced"]
+    else:  # a schedule that depends on the run's length, or unbalanced: a separate run
+        balanced = fake_grpo["grpo_balanced"]
+        assert balanced["balance_labels"] is True
+        assert balanced | {"balance_labels": False} == unbalanced
+    assert result["majority_label"] == "4"
+    assert result["unbalanced"]["majority_share"] == 1.0
+    n = sum(result["eval_labels"].values())
+    assert result["balanced"]["eval_histogram"] == result["eval_labels"] | {"none": 0}
+    assert result["balanced"]["majority_share"] == result["eval_labels"]["4"] / n

@@ -200,7 +200,7 @@ def test_loss_curve_without_loss_names_the_fix():
         plots.loss_curve([{"step": 1, "reward_mean": 0.1}])
 
 
-def test_reward_curves_three_panels():
+def test_reward_curves_four_panels():
     log = [
         {
             "step": step,
@@ -210,19 +210,25 @@ def test_reward_curves_three_panels():
             "response_length": 200 - step,
             "accuracy_reward": 0.4,
             "format_reward": 0.9,
+            "zero_spread_share": 0.25,
+            "clipped_share": 0.02 * step,
         }
         for step in range(10)
     ]
     fig = plots.reward_curves(log)
     assert_labelled(fig, legend=True)
-    assert len(fig.axes) == 3
+    assert len(fig.axes) == 4
     assert len(fig.axes[0].collections) == 1  # the +-std band
+    shares = {line.get_label(): list(line.get_ydata()) for line in fig.axes[3].lines}
+    assert shares["clipped_share"] == [0.02 * step for step in range(10)]
+    assert shares["zero_spread_share"] == [0.25] * 10
 
 
 def test_reward_curves_with_missing_keys_says_not_logged():
     fig = plots.reward_curves([{"step": 0, "reward_mean": 0.3}])
     assert_labelled(fig, legend=True)
     assert "kl not logged" in [text.get_text() for text in fig.axes[1].texts]
+    assert "shares not logged" in [text.get_text() for text in fig.axes[3].texts]
 
 
 def test_dense_reward_compares_with_exact_match():

@@ -6,7 +6,13 @@ import json
 import pytest
 
 from recipe_utils.config import load_config
-from recipe_utils.takeaways import compare, slice_note, verdict, what_this_run_showed
+from recipe_utils.takeaways import (
+    balance_findings,
+    compare,
+    slice_note,
+    verdict,
+    what_this_run_showed,
+)
 
 SMOKE, FULL = load_config("smoke"), load_config("full")
 
@@ -32,6 +38,19 @@ def chosen(metrics: dict, val_pearson: float = 0.75, on_test: dict | None = None
     return {"selected": selected | {"test": test}, "best_on_test": best}
 
 
+def balance_experiment(balanced_fours: int, unbalanced_fours: int) -> dict:
+    """Two arms that answered 4 to so many of 120 eval clips (the rest 3), 30 of which are 4."""
+    arms = {
+        arm: {
+            "eval_histogram": {"1": 0, "2": 0, "3": 120 - fours, "4": fours, "5": 0, "none": 0},
+            "majority_share": fours / 120,
+        }
+        for arm, fours in (("balanced", balanced_fours), ("unbalanced", unbalanced_fours))
+    }
+    labels = {"1": 20, "2": 25, "3": 30, "4": 30, "5": 15}
+    return arms | {"start": "sft", "steps": 20, "majority_label": "4", "eval_labels": labels}
+
+
 GRPO = {
     "reward_first": 0.41,
     "reward_last": 0.63,
@@ -47,8 +66,11 @@ GRPO = {
         }
     ),
     "prediction_histogram": {"1": 20, "2": 25, "3": 30, "4": 25, "5": 20, "none": 0},
+    "accuracy_reward_first": 0.62,
+    "accuracy_reward_last": 0.81,
+    "balance_experiment": balance_experiment(balanced_fours=25, unbalanced_fours=70),
 }
-WORSE_GRPO = copy.deepcopy(GRPO) | {"reward_last": 0.30}
+WORSE_GRPO = copy.deepcopy(GRPO) | {"reward_last": 0.30, "accuracy_reward_last": 0.64}
 WORSE_GRPO["selected"]["test"] |= {"pearson": 0.412, "pearson_ci": [0.25, 0.55], "accuracy": 0.31}
 
 
@@ -94,9 +116,28 @@ def test_grpo_within_noise_of_sft(tmp_path):
     assert "within noise" in shown and "worse" not in shown
 
 
+def test_grpo_says_what_the_policy_learned_and_what_balancing_did(tmp_path):
+    shown = text(tmp_path, "04_grpo", GRPO)
+    assert (
+        "from 0.620 over the first 10% of steps to 0.810 over the last: the policy learned" in shown
+    )
+    assert "4 (the training rows' most frequent label) is 58% of the unbalanced run's" in shown
+    assert "and 21% of the balanced run's; 25% of the clips are 4" in shown
+    assert "drifted towards 4" in shown
+
+
+BALANCE_VERDICTS = ("drifted towards 4", "no collapse", "answered 4 less often")
+
+
+@pytest.mark.parametrize("balanced, unbalanced, expected", [(25, 70, 0), (30, 36, 1), (70, 25, 2)])
+def test_balance_findings_count_a_difference_only_beyond_noise(balanced, unbalanced, expected):
+    shown = " ".join(balance_findings(balance_experiment(balanced, unbalanced)))
+    assert [phrase in shown for phrase in BALANCE_VERDICTS] == [i == expected for i in range(3)]
+
+
 def test_grpo_worse_than_sft_says_so(tmp_path):
     shown = text(tmp_path, "04_grpo", WORSE_GRPO)
-    assert "did not rise" in shown
+    assert "did not rise" in shown and "0.640 over the last, barely moving" in shown
     assert "0.412 [0.250, 0.550] vs SFT step 1200 0.766 [0.700, 0.830]: worse" in shown
 
 

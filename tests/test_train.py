@@ -147,6 +147,53 @@ def test_grpo_update_pulls_the_policy_towards_the_reference():
     assert kl(new) < kl(logits) - 0.01
 
 
+def last_update(mu_iterations: int, epsilon: float) -> tuple[torch.Tensor, float]:
+    """`mu_iterations` plain gradient steps on one batch of a hand-made group, the rollout
+    policy's log-probs fixed as the old ones; the gradient and clipped share of the last."""
+    completions = torch.tensor([[0, 1], [2, 2]])
+    logits = torch.zeros(2, 3)
+    advantages = train.group_advantages(torch.tensor([2.0, 0.0]), group_size=2)
+    mask = torch.ones(2, 2)
+    old_logp = completion_logprobs(logits, completions)
+    for _ in range(mu_iterations):
+        logits = logits.detach().requires_grad_(True)
+        logp = completion_logprobs(logits, completions)
+        # kl_beta 0: only the clipped surrogate acts
+        train.grpo_loss(
+            logp, old_logp, old_logp, advantages, mask, epsilon, epsilon, 0.0
+        ).backward()
+        share = train.clipped_share(logp, old_logp, advantages, mask, epsilon, epsilon)
+        gradient = logits.grad
+        logits = logits - 2.0 * gradient
+    return gradient, share
+
+
+def test_with_one_update_per_batch_clipping_cannot_act():
+    clipped, share = last_update(mu_iterations=1, epsilon=0.2)
+    unclipped, _ = last_update(mu_iterations=1, epsilon=1e6)
+    assert torch.equal(clipped, unclipped) and share == 0.0
+
+
+def test_with_several_updates_per_batch_clipping_changes_the_gradient():
+    """The second update sees a ratio past 1 + epsilon on the rewarded completion: the clip
+    stops pushing it further, so the gradient differs from the unclipped one."""
+    clipped, share = last_update(mu_iterations=2, epsilon=0.2)
+    unclipped, _ = last_update(mu_iterations=2, epsilon=1e6)
+    assert share > 0
+    assert not torch.allclose(clipped, unclipped, atol=1e-4)
+
+
+def test_mu_iterations_below_one_is_refused():
+    with pytest.raises(ValueError, match="mu_iterations"):
+        train.GRPOSettings(mu_iterations=0)
+
+
+def test_first_last_means_average_a_tenth_of_the_steps_each():
+    log = [{"step": i + 1, "accuracy_reward": float(i)} for i in range(20)]
+    assert train.first_last_means(log, "accuracy_reward") == (0.5, 18.5)  # steps 1-2, 19-20
+    assert train.first_last_means(log[:5], "accuracy_reward") == (0.0, 4.0)  # one step each
+
+
 def test_completion_mask_stops_after_the_first_stop_token():
     completions = torch.tensor([[5, 6, 2, 0, 0], [5, 6, 7, 8, 9]])
     assert train.completion_mask(completions, [2]).tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
@@ -310,7 +357,30 @@ def test_grpo_logs_rewards_kl_and_answers(tiny_model, thinking, tmp_path):
         assert 0 <= entry["reward_mean"] <= 2 and entry["kl"] >= 0
         assert sum(entry["prediction_histogram"].values()) == 6  # 2 prompts x 3 answers
         assert entry["zero_spread_share"] in (0.0, 0.5, 1.0)  # of 2 groups
+        assert entry["clipped_share"] == 0.0  # one update per batch: the ratio stays 1
     assert json.loads((tmp_path / "settings.json").read_text())["kl_beta"] == 0.05
+
+
+@pytest.mark.slow
+def test_grpo_takes_mu_iterations_updates_per_batch_and_one_schedule_step(
+    tiny_model, thinking, tmp_path
+):
+    settings = train.GRPOSettings(
+        steps=2,
+        prompts_per_step=2,
+        generations=3,
+        max_new_tokens=4,
+        save_every=2,
+        mu_iterations=3,
+        device="cpu",
+    )
+    final = train.train_grpo(tiny_model, thinking, tmp_path, settings)
+    state = torch.load(final / "trainer_state.pt", weights_only=False)
+    adam_steps = {float(p["step"]) for p in state["optimizer"]["state"].values()}
+    assert adam_steps == {6.0}  # 2 steps x 3 updates
+    assert state["scheduler"]["last_epoch"] == 2  # the learning-rate schedule counts steps
+    log = train.read_log(tmp_path / "train_log.jsonl")
+    assert all(0.0 <= entry["clipped_share"] <= 1.0 for entry in log)
 
 
 @pytest.mark.slow
