@@ -7,10 +7,10 @@
 
 Benchmarks: `scoring` (videos/s, one video per call as the published recipe does vs batched
 calls), `dataprep` (recipe_utils.video.load_clip vs decode-everything-then-resize), `memory`
-(peak RSS of scoring and of a short SFT run, each in its own process), `sftstep` (one smoke SFT
-step per torch thread setting, on a CPU as found and with a busy process per core), `course` (per-cell wall
-time of executed smoke notebooks), `gpu` (Qwen2.5-VL-7B with random weights; needs CUDA) and
-`parsing` (answer parsing and rewards on megabyte-long outputs).
+(peak RSS of scoring and of a short SFT run, each in its own process), `sftstep` (one smoke
+SFT step per torch thread setting, on the CPU as found and with a busy process per core),
+`course` (per-cell wall time of executed smoke notebooks), `gpu` (Qwen2.5-VL-7B with random
+weights; needs CUDA) and `parsing` (answer parsing and rewards on megabyte-long outputs).
 The model and data are built in a temporary folder; nothing is downloaded.
 """
 
