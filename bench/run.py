@@ -7,9 +7,10 @@
 
 Benchmarks: `scoring` (videos/s, one video per call as the published recipe does vs batched
 calls), `dataprep` (recipe_utils.video.load_clip vs decode-everything-then-resize), `memory`
-(peak RSS of scoring and of a short SFT run, each in its own process), `course` (per-cell wall
-time of executed smoke notebooks), `gpu` (Qwen2.5-VL-7B with random weights; needs CUDA) and
-`parsing` (answer parsing and rewards on megabyte-long outputs).
+(peak RSS of scoring and of a short SFT run, each in its own process), `sftstep` (one smoke
+SFT step per torch thread setting, on the CPU as found and with a busy process per core),
+`course` (per-cell wall time of executed smoke notebooks), `gpu` (Qwen2.5-VL-7B with random
+weights; needs CUDA) and `parsing` (answer parsing and rewards on megabyte-long outputs).
 The model and data are built in a temporary folder; nothing is downloaded.
 """
 
@@ -40,7 +41,17 @@ from recipe_utils.video import fit_pixels, frame_count, load_clip, per_frame_bud
 REPO = Path(__file__).resolve().parent.parent
 PROMPT = REPO / "prompts" / "video_reward.yaml"
 COURSE_DIR = REPO / "runs" / "smoke"
-BENCHMARKS = ("scoring", "dataprep", "decode", "memory", "course", "gpu", "parsing", "costmodel")
+BENCHMARKS = (
+    "scoring",
+    "dataprep",
+    "decode",
+    "memory",
+    "sftstep",
+    "course",
+    "gpu",
+    "parsing",
+    "costmodel",
+)
 # The published recipe's scoring budget, and its training budget (RECIPE_FACTS.md).
 SCORE_VIDEO = {"fps": 16, "total_pixels": 8192 * 28 * 28}
 TRAIN_VIDEO = {"fps": 1, "max_pixels": 81920}
@@ -611,6 +622,123 @@ def bench_memory(model_dir: Path, data_dir: Path, plan: Plan, work: Path) -> dic
     return {"settings": settings, "results": {"scoring": scoring, "sft": sft}, "summary": summary}
 
 
+# ----------------------------------------------------------------------------- sftstep
+
+
+# torch's CPU threads, as each run's environment sets them before torch starts.
+THREAD_SETTINGS = {
+    "1 thread": {"OMP_NUM_THREADS": "1"},
+    "2 threads, spinning (OpenMP default)": {"OMP_NUM_THREADS": "2"},
+    "2 threads, passive wait (course)": {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"},
+}
+
+
+def sft_step_task(model_dir: str, dataset: str, losses: tuple[str, ...], steps: int) -> dict:
+    """Seconds of each of `steps` smoke SFT steps (forward, backward, clip, AdamW) on batches
+    encoded beforehand, after one warm-up step, per loss: "answer_loss" as train_sft computes
+    it, "model" as `model(**inputs, labels=labels).loss`. Losses take turns on each batch, so
+    other jobs slow both alike."""
+    import torch
+
+    from recipe_utils import train
+    from recipe_utils.scoring import load_model
+
+    model, processor = load_model(model_dir, "cpu")
+    data = train.Conversations(dataset, processor)
+    pad = processor.tokenizer.pad_token_id
+    header = processor.tokenizer(train.ASSISTANT_HEADER, add_special_tokens=False).input_ids
+    optimizer, _ = train.make_optimizer(model, 1e-4, 0.01, 1, len(losses) * (steps + 1))
+    model.train()
+    seconds: dict[str, list[float]] = {loss: [] for loss in losses}
+    for step in range(steps + 1):
+        idx = train.batch_order(len(data), 8, step, 0)
+        inputs = train.collate([data.encoded(i) for i in idx], pad)
+        labels = train.assistant_labels(inputs["input_ids"], header, pad)
+        for loss in losses:
+            start = time.perf_counter()
+            if loss == "model":
+                value = model(**inputs, labels=labels).loss
+            else:
+                value = train.answer_loss(model, inputs, labels)
+            value.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            seconds[loss].append(time.perf_counter() - start)
+    return {loss: values[1:] for loss, values in seconds.items()}
+
+
+def busy_cores(n: int) -> list[subprocess.Popen]:
+    """`n` processes that each keep one core busy, as other jobs on a shared CI machine do."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def median_steps(
+    model_dir: Path, dataset: Path, env: dict, losses: tuple[str, ...], steps: int
+) -> dict[str, float]:
+    """The median step time per loss of `sft_step_task`, in a fresh process started with `env`."""
+    saved = dict(os.environ)
+    os.environ.pop("OMP_WAIT_POLICY", None)
+    os.environ.update(env)
+    try:
+        seconds = in_fresh_process(sft_step_task, str(model_dir), str(dataset), losses, steps)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return {loss: round(float(np.median(values)), 3) for loss, values in seconds.items()}
+
+
+def bench_sftstep(model_dir: Path, data_dir: Path, plan: Plan, work: Path) -> dict:
+    """One smoke SFT step under each thread setting, on the CPU as found and with one busy
+    process per core besides; and the two losses (1 thread, as found)."""
+    from recipe_utils.config import load_config, repo_path
+    from recipe_utils.videophy2 import prepare
+
+    sft = load_config("smoke")["sft"]
+    dataset = prepare(
+        data_dir,
+        "train",
+        work / "sftstep_data",
+        repo_path(sft["prompt"]),
+        rationale=sft["rationale"],
+        **sft["video"],
+    )
+    steps, cores = plan.sft_steps, os.cpu_count() or 1
+    load = [round(x, 2) for x in os.getloadavg()]  # other jobs already running
+    answer = ("answer_loss",)
+    results: dict[str, dict] = {"as found": {}, f"{cores} busy processes besides": {}}
+    for name, env in THREAD_SETTINGS.items():
+        step = median_steps(model_dir, dataset, env, answer, steps)["answer_loss"]
+        results["as found"][name] = step
+    others = busy_cores(cores)
+    try:
+        for name, env in THREAD_SETTINGS.items():
+            step = median_steps(model_dir, dataset, env, answer, steps)["answer_loss"]
+            results[f"{cores} busy processes besides"][name] = step
+    finally:
+        for process in others:
+            process.kill()
+            process.wait()
+    one = THREAD_SETTINGS["1 thread"]
+    results["loss, 1 thread"] = median_steps(
+        model_dir, dataset, one, ("model", "answer_loss"), steps
+    )
+    summary = [
+        {"measure": f"SFT step, {where}, {name}", "value": value, "unit": "s"}
+        for where, row in results.items()
+        for name, value in row.items()
+    ]
+    settings = {
+        "what": "median seconds of one smoke SFT step (forward, backward, clip, AdamW), batch 8",
+        "steps": steps,
+        "video": sft["video"],
+        "load_average_at_start": load,
+    }
+    # Each run set its own threads (THREAD_SETTINGS), not this process's.
+    notes = {"torch_threads": None}
+    return {"settings": settings, "results": results, "summary": summary, "machine_notes": notes}
+
+
 # ----------------------------------------------------------------------------- course
 
 
@@ -756,6 +884,7 @@ def run_benchmarks(names: list[str], plan: Plan, results_dir: Path, course_dir: 
             ),
             "costmodel": lambda: bench_costmodel(results_dir, plan),
             "memory": lambda: bench_memory(model_dir, data_dir, plan, work),
+            "sftstep": lambda: bench_sftstep(model_dir, data_dir, plan, work),
             "course": lambda: bench_course(course_dir),
             "gpu": lambda: bench_gpu(clips[0], plan),
             "parsing": bench_parsing,

@@ -115,6 +115,10 @@ def run_course(
         check_parameters(notebook, params)
     run_dir(config, target)  # made, and its settings recorded, once everything checked out
     os.environ.setdefault("TQDM_DISABLE", "1")
+    # The kernels inherit this. torch's OpenMP threads otherwise spin at every op until their
+    # siblings arrive: on a CPU other jobs share, a descheduled sibling makes each op wait a
+    # time slice, and SFT took 733 s instead of 315 s (bench/README.md, "Where the time goes").
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     executed = []
     for notebook, params in plan:
         output = target / notebook.name

@@ -116,6 +116,22 @@ def assistant_labels(input_ids: torch.Tensor, header: list[int], pad_id: int) ->
     return labels
 
 
+def answer_loss(model, inputs: dict, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the labelled (answer) tokens of a right-padded batch: what
+    `model(**inputs, labels=labels).loss` computes, for less. Logits are computed only at the
+    positions that predict an answer token (the ~450 prompt positions carry no label), and the
+    padding mask is left out: every pad comes after its row's real tokens, where causal
+    attention never looks, and without a mask SDPA runs its causal kernel, which skips the
+    masked half of each attention matrix (bench/README.md, "Where the time goes")."""
+    targets = labels[:, 1:]  # position p predicts token p + 1
+    positions = (targets != -100).any(dim=0).nonzero().squeeze(1)
+    unmasked = {k: v for k, v in inputs.items() if k != "attention_mask"}
+    logits = model(**unmasked, logits_to_keep=positions).logits
+    return torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1).float(), targets[:, positions].flatten(), ignore_index=-100
+    )
+
+
 DECAYS = ("cosine", "none")
 
 
@@ -326,7 +342,7 @@ def train_sft(
             inputs = collate([data.encoded(i) for i in idx], pad_id)
             labels = assistant_labels(inputs["input_ids"], header, pad_id)
             inputs = {k: v.to(model.device) for k, v in inputs.items()}
-            loss = model(**inputs, labels=labels.to(model.device)).loss / s.grad_accum
+            loss = answer_loss(model, inputs, labels.to(model.device)) / s.grad_accum
             loss.backward()
             loss_sum += loss.item()
         run.finish_step(step + 1, {"loss": loss_sum}, s.max_grad_norm, s.steps, s.save_every)
@@ -482,9 +498,11 @@ def vision_placeholder_ids(tokenizer) -> list[int]:
 def token_logprobs(
     model, sequences: torch.Tensor, attention: torch.Tensor, vision: dict, prompt_len: int
 ) -> torch.Tensor:
-    """Log-probabilities of the completion tokens (positions after `prompt_len`)."""
-    logits = model(input_ids=sequences, attention_mask=attention, **vision).logits
-    logits = logits[:, prompt_len - 1 : -1].float()
+    """Log-probabilities of the completion tokens (positions after `prompt_len`), with logits
+    only at the positions that predict them: the prompt's would be thrown away."""
+    keep = sequences.shape[1] - prompt_len + 1
+    logits = model(input_ids=sequences, attention_mask=attention, logits_to_keep=keep, **vision)
+    logits = logits.logits[:, :-1].float()
     targets = sequences[:, prompt_len:]
     return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 

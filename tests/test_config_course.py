@@ -141,6 +141,25 @@ def test_runner_executes_in_order_with_parameters(notebooks, tmp_path):
     assert (tmp_path / "run" / "hello.txt").read_text() == "hello world"
 
 
+@pytest.mark.parametrize("chosen, seen", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_kernels_wait_passively_for_torch_threads_unless_told_otherwise(
+    chosen, seen, tmp_path, monkeypatch
+):
+    if chosen is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", chosen)
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    write_notebook(
+        folder / "01_env.ipynb",
+        "import os\nfrom pathlib import Path\n"
+        "Path(RUN_DIR, 'policy.txt').write_text(os.environ.get('OMP_WAIT_POLICY', 'unset'))",
+    )
+    course.run_course("smoke", out=tmp_path / "run", folder=folder)
+    assert (tmp_path / "run" / "policy.txt").read_text() == seen
+
+
 def test_runner_passes_the_overrides_to_every_notebook_and_records_them(notebooks, tmp_path):
     course.run_course(
         "smoke", only=["1"], out=tmp_path / "run", folder=notebooks, overrides={"seed": 3}

@@ -78,6 +78,32 @@ def test_loss_is_on_the_answer_tokens_only(tiny_model, conversations):
         assert kept == data.reference(row) + "<|im_end|>\n"
 
 
+@pytest.mark.slow
+def test_answer_loss_equals_the_models_own_loss_and_gradient(tiny_model, conversations):
+    from recipe_utils.scoring import load_model
+
+    model, processor = load_model(tiny_model, "cpu")
+    data = train.Conversations(conversations, processor)
+    data.conversations[1][-1]["content"] = "<think>\nIt slows down.\n</think>\n" + data.reference(1)
+    pad = processor.tokenizer.pad_token_id
+    batch = train.collate([data.encoded(i) for i in range(3)], pad)
+    header = processor.tokenizer(train.ASSISTANT_HEADER, add_special_tokens=False).input_ids
+    labels = train.assistant_labels(batch["input_ids"], header, pad)
+    assert (batch["attention_mask"] == 0).any()  # rows of different lengths: padding to leave out
+    losses, grads = [], []
+    for compute in (
+        lambda: model(**batch, labels=labels).loss,
+        lambda: train.answer_loss(model, batch, labels),
+    ):
+        model.zero_grad()
+        loss = compute()
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+
+
 def test_group_advantages():
     rewards = torch.tensor([1.0, 0.0, 0.5, 0.5, 2.0, 2.0, 2.0, 2.0])
     advantages = train.group_advantages(rewards, group_size=4)
@@ -192,6 +218,20 @@ def test_first_last_means_average_a_tenth_of_the_steps_each():
     log = [{"step": i + 1, "accuracy_reward": float(i)} for i in range(20)]
     assert train.first_last_means(log, "accuracy_reward") == (0.5, 18.5)  # steps 1-2, 19-20
     assert train.first_last_means(log[:5], "accuracy_reward") == (0.0, 4.0)  # one step each
+
+
+@pytest.mark.slow
+def test_token_logprobs_are_the_completion_tokens_log_probabilities(tiny_model):
+    from recipe_utils.scoring import load_model
+
+    model, _ = load_model(tiny_model, "cpu")
+    sequences = torch.randint(10, 200, (2, 9), generator=torch.Generator().manual_seed(0))
+    attention = torch.ones_like(sequences)
+    with torch.no_grad():
+        logp = train.token_logprobs(model, sequences, attention, {}, prompt_len=6)
+        full = torch.log_softmax(model(input_ids=sequences, attention_mask=attention).logits, -1)
+    expected = full[:, 5:8].gather(-1, sequences[:, 6:].unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(logp, expected)
 
 
 def test_completion_mask_stops_after_the_first_stop_token():
