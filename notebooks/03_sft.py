@@ -37,7 +37,8 @@
 #   which do not always peak at the same step (the published SFT curve peaks at step 60 for r
 #   and step 100 for accuracy).
 #
-# Smoke profile: the tiny model on the synthetic train split, in-process on the CPU.
+# Smoke profile: the stand-in of notebook 02 (the tiny model after its short pretraining, which
+# never saw a benchmark clip or label) on the synthetic train split, in-process on the CPU.
 # Full profile: Cosmos-Reason1-7B with cosmos-rl on 8 GPUs (`configs/cosmos_rl/sft.toml`).
 
 # %%

@@ -44,6 +44,7 @@ class PretrainSettings:
     steps: int = 150
     batch_size: int = 8
     lr: float = 1.0e-3
+    warmup_steps: int = 15
 
 
 def options(names: list[str]) -> str:
@@ -106,8 +107,8 @@ def build_dataset(
     out: Path, settings: PretrainSettings, video: dict, prompt_path: Path, seed: int
 ) -> Path:
     """Render the pretraining clips and write one conversation per clip, as a dataset
-    `train.train_sft` reads; half of them ask the plausibility question, the behaviour the
-    stand-in stands in for."""
+    `train.train_sft` reads; three in four ask the plausibility question, the behaviour the
+    stand-in stands in for (with one in two its answers stayed one constant score)."""
     import datasets
 
     rows = write_split(out, "pretrain", settings.clips, seed)
@@ -118,7 +119,7 @@ def build_dataset(
     for row in rows:
         row["video"] = str(out / row["video_url"])
         asked = questions(row)
-        name = rng.choices(list(asked), weights=[1, 1, 1, 3])[0]
+        name = rng.choices(list(asked), weights=[1, 1, 1, 9])[0]
         chats.append(json.dumps(conversation(row, *asked[name], benchmark, video)))
     datasets.Dataset.from_dict({"conversations": chats}).save_to_disk(str(out / "conversations"))
     return out / "conversations"
@@ -170,7 +171,8 @@ def pretrain(
         steps=settings.steps,
         batch_size=settings.batch_size,
         lr=settings.lr,
-        warmup_steps=min(20, settings.steps // 10),
+        warmup_steps=settings.warmup_steps,
+        decay="none",  # a constant rate: a longer pretraining only adds steps
         save_every=settings.steps,
         seed=seed,
     )
