@@ -25,13 +25,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .prompts import Prompt, load_prompt
-from .synthetic import CATEGORY, COLORS, EVIDENCE, write_split
+from .synthetic import CATEGORY, COLORS, write_split
 from .videophy2 import MIN_PIXELS, answer_text
 
 RECORD = "pretrain.json"
 SYSTEM = "You are a helpful video analyzer."
 TEMPLATE = "Answer with the number only, as <answer>N</answer>."
-CONSPICUOUS = ("appear", "resize", "fall_up")  # what a generalist notices at a glance
+# what a generalist notices at a glance, and how the record names it
+CONSPICUOUS = {
+    "appear": "an object that pops into existence",
+    "resize": "an object that swells",
+    "fall_up": "an object that flies up to the ceiling",
+}
 COUNTS = {"drop": 1, "throw": 1, "slide": 1, "collide": 2, "stack": 3}  # objects before "appear"
 SCENES = list(CATEGORY)
 
@@ -137,9 +142,9 @@ def record(settings: PretrainSettings, video: dict, prompt_path: Path, seed: int
             "event": "which of the five scene kinds the clip shows",
             "colour": "the colour of the first object",
             "count": "how many objects are there at the end",
-            "plausibility": "the benchmark prompt, answered 3 when the clip shows one of "
-            + ", ".join(EVIDENCE[name].lower().rstrip(".") for name in CONSPICUOUS)
-            + ", else 4",
+            "plausibility": "the benchmark prompt, answered 3 when the clip shows "
+            + ", or ".join(CONSPICUOUS.values())
+            + ", else 4 (a rough judgement, not the clip's pc)",
         },
         "not_seen": [
             "any clip of the benchmark's train or test split (their own random streams)",
