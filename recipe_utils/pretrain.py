@@ -192,6 +192,11 @@ def model_card(model: str | Path) -> list[str]:
     """What the zero-shot model has and has not seen, from the `pretrain.json` beside it; a
     model without one (a hub id) is described as its authors published it."""
     path = Path(model) / RECORD
+    if Path(model).is_dir() and not path.is_file():
+        return [
+            f"`{model}`: no {RECORD} beside it, so what it has seen is not recorded (the "
+            "untrained tiny model, `model.pretrain.steps: 0`, has seen nothing)."
+        ]
     if not path.is_file():
         return [f"`{model}`, as its authors published it: its training data is theirs."]
     made = json.loads(path.read_text())

@@ -82,3 +82,7 @@ def test_the_card_says_what_the_stand_in_has_and_has_not_seen(stand_in):
     assert f"{SMALL.clips} synthetic clips" in card and "`pretrain` stream" in card
     assert "never seen: any clip of the benchmark's train or test split" in card
     assert "as its authors published it" in pretrain.model_card("nvidia/Cosmos-Reason1-7B")[0]
+
+
+def test_the_card_of_a_model_without_a_record_says_it_is_not_recorded(tiny_model):
+    assert "what it has seen is not recorded" in pretrain.model_card(tiny_model)[0]
