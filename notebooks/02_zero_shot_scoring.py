@@ -26,9 +26,10 @@
 #   a continuous score that ranks clips better than the sampled digit;
 # - whether the model bunches its answers at 3-4, as published zero-shot runs do.
 #
-# Smoke profile: the untrained tiny model on the synthetic test split (expect noise, often
-# no parseable answer at all). Full profile: `nvidia/Cosmos-Reason1-7B` with vLLM on
-# `videophysics/videophy2_test`, as the published recipe.
+# Smoke profile: a stand-in for a pretrained generalist (the tiny model after a short
+# pretraining on other synthetic clips, described below) on the synthetic test split. Full
+# profile: `nvidia/Cosmos-Reason1-7B` with vLLM on `videophysics/videophy2_test`, as the
+# published recipe.
 
 # %%
 import json
@@ -42,6 +43,7 @@ from recipe_utils.clips import link
 from recipe_utils.config import load_config, repo_path, run_dir
 from recipe_utils.metrics import PUBLISHED, read_predictions
 from recipe_utils.pipeline import resolve_model, zero_shot_stage
+from recipe_utils.pretrain import model_card
 from recipe_utils.prompts import load_prompt
 from recipe_utils.scoring import video_inputs
 from recipe_utils.takeaways import is_synthetic, what_this_run_showed
@@ -67,6 +69,18 @@ print("USER:", prompt.user)
 # and consistency over time (nothing appears, vanishes or jumps). The score rubric ties each
 # number to how many and how bad the violations are, and the template asks for the number
 # inside `<answer>` tags so it can be read without guessing.
+
+# %% [markdown]
+# ## The model, and what it has seen
+# Cosmos-Reason1 comes to this task pretrained: it already answers questions about videos in
+# the template it is asked for. The tiny model of the smoke profile starts as noise, so it is
+# first given a short pretraining (made once per run folder, `model.pretrain` in the profile)
+# on clips no split of the benchmark holds. What it saw is read from the record written next
+# to its weights:
+
+# %%
+model = resolve_model(config, run)
+print("\n".join(model_card(model)))
 
 # %% [markdown]
 # ## Score the evaluation split
@@ -112,7 +126,7 @@ enlarged.parent.mkdir(exist_ok=True)
 write_clip(enlarged, resize(source.frames, 480, 832), fps=round(source.fps))
 for path in (clip_path, enlarged):
     print(f"{path.name}:")
-    display(pd.DataFrame(video_inputs(resolve_model(config, run), path, settings)).T)
+    display(pd.DataFrame(video_inputs(model, path, settings)).T)
 
 # %% [markdown]
 # ## Against published numbers

@@ -40,7 +40,8 @@
 #   never trained on) and only then scored on test: the best step *on test* is a number picked
 #   on the split it is reported on, which flatters it (the published recipe reports it so).
 #
-# Smoke profile: the tiny model on the synthetic train split, in-process on the CPU.
+# Smoke profile: the stand-in of notebook 02 (the tiny model after its short pretraining, which
+# never saw a benchmark clip or label) on the synthetic train split, in-process on the CPU.
 # Full profile: Cosmos-Reason1-7B with cosmos-rl on 8 GPUs (`configs/cosmos_rl/sft.toml`).
 
 # %%

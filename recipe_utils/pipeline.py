@@ -41,7 +41,9 @@ def resolve_source(config: dict, folder: Path, which: str) -> tuple[str, str]:
 
 
 def resolve_model(config: dict, folder: Path) -> str:
-    """The model to start from: `tiny` is built offline into the run folder once."""
+    """The model to start from: `tiny` is built offline into the run folder once, then given
+    the short pretraining `model.pretrain` asks for (none when its steps are 0), which makes
+    the stand-in for a pretrained generalist (`recipe_utils.pretrain`)."""
     name = config["model"]["name"]
     if name != "tiny":
         return name
@@ -50,7 +52,20 @@ def resolve_model(config: dict, folder: Path) -> str:
     target = folder / "models" / "tiny"
     if not (target / "config.json").exists():
         build_tiny_model(target, seed=config["seed"])
-    return str(target)
+    settings = config["model"].get("pretrain")  # a profile written before the setting has none
+    if not settings or not settings["steps"]:
+        return str(target)
+    from .pretrain import PretrainSettings, pretrain
+
+    stand_in = pretrain(
+        target,
+        folder / "models" / "stand_in",
+        PretrainSettings(**settings),
+        video=config["sft"]["video"],
+        prompt_path=repo_path(config["scoring"]["prompt"]),
+        seed=config["seed"],
+    )
+    return str(stand_in)
 
 
 def splits_stage(config: dict, run: Path) -> Path:

@@ -85,7 +85,11 @@ CATEGORY = {
 LABEL_MIX = {
     "train": {1: 0.08, 2: 0.14, 3: 0.20, 4: 0.38, 5: 0.20},
     "test": {1: 0.16, 2: 0.18, 3: 0.20, 4: 0.26, 5: 0.20},
+    "pretrain": {1: 0.20, 2: 0.20, 3: 0.20, 4: 0.20, 5: 0.20},
 }
+# Each split draws its clips from its own random stream, so no two splits share a clip: the
+# stand-in base model's pretraining clips (`pretrain`) are disjoint from the benchmark's.
+STREAMS = {"train": 0, "test": 1, "pretrain": 2}
 COLORS = {
     "red": (220, 40, 40),
     "blue": (40, 80, 220),
@@ -295,8 +299,10 @@ def caption(scene: Scene) -> tuple[str, str]:
 
 def make_row(split: str, index: int, seed: int) -> tuple[dict, np.ndarray]:
     """One clip and its row; the same (split, index, seed) always gives the same clip."""
-    rng = np.random.default_rng([seed, 0 if split == "train" else 1, index])
-    mix = LABEL_MIX.get(split, LABEL_MIX["test"])
+    if split not in STREAMS:
+        raise ValueError(f"unknown synthetic split {split!r}; known: {sorted(STREAMS)}")
+    rng = np.random.default_rng([seed, STREAMS[split], index])
+    mix = LABEL_MIX[split]
     pc = int(rng.choice(list(mix), p=list(mix.values())))
     kind = str(rng.choice(list(SCENES)))
     scene = build_scene(kind, rng)
@@ -328,16 +334,22 @@ def make_row(split: str, index: int, seed: int) -> tuple[dict, np.ndarray]:
     return row, render(scene)
 
 
+def write_split(out: Path, split: str, n: int, seed: int) -> list[dict]:
+    """Render `n` clips of one split under `out/videos/` and write `out/<split>.jsonl`."""
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index in tqdm(range(n), desc=f"synth {split}", unit="clip"):
+        row, frames = make_row(split, index, seed)
+        write_clip(out / row["video_url"], frames, FPS)
+        rows.append(row)
+    lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+    (out / f"{split}.jsonl").write_text(lines)
+    return rows
+
+
 def generate(out: str | Path, n_train: int, n_test: int, seed: int = 0) -> Path:
     """Write `out/train.jsonl`, `out/test.jsonl` and their clips under `out/videos/`."""
     out = Path(out)
-    (out / "videos").mkdir(parents=True, exist_ok=True)
     for split, n in (("train", n_train), ("test", n_test)):
-        rows = []
-        for index in tqdm(range(n), desc=f"synth {split}", unit="clip"):
-            row, frames = make_row(split, index, seed)
-            write_clip(out / row["video_url"], frames, FPS)
-            rows.append(row)
-        lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
-        (out / f"{split}.jsonl").write_text(lines)
+        write_split(out, split, n, seed)
     return out

@@ -129,6 +129,15 @@ def test_the_reported_step_is_selected_on_validation(run, kind, folder):
     assert "published recipe" in on_test["note"]
 
 
+def test_zero_shot_answers_in_format_and_correlates_weakly(run):
+    """The stand-in behaves as the published zero-shot model does: in format, r 0.1..0.5."""
+    m = metrics(run, "02_zero_shot")
+    assert m["parse_failure_rate"] <= 0.10
+    assert 0.1 <= m["pearson"] <= 0.5
+    text = "\n".join(output_text(o) for o in outputs(executed(run, "02_zero_shot_scoring")))
+    assert "never seen: any clip of the benchmark's train or test split" in text
+
+
 def test_sft_meets_the_issue_bar(run):
     m = metrics(run, "03_sft")
     best, zero_shot = m["selected"]["test"], m["zero_shot"]

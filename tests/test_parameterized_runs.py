@@ -13,7 +13,9 @@ from recipe_utils.config import NOTEBOOK_DIR, read_settings
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
-SMALL = {"data.synthetic.n_train": 8, "data.synthetic.n_test": 6}
+# the untrained tiny model: these runs check how settings reach the notebooks, and the
+# stand-in's pretraining (tests/test_pretrain.py) would add most of their time
+SMALL = {"data.synthetic.n_train": 8, "data.synthetic.n_test": 6, "model.pretrain.steps": 0}
 MAX_TOKENS = 32  # the profile's default is 96
 
 

@@ -55,6 +55,25 @@ def test_the_synthetic_benchmark_is_rendered_once_into_the_run(tmp_path):
     assert pipeline.resolve_model(full, tmp_path) == "nvidia/Cosmos-Reason1-7B"
 
 
+def test_smoke_scores_and_fine_tunes_the_pretrained_stand_in(tmp_path, monkeypatch):
+    made = []
+
+    def fake_pretrain(base, out, settings, video, prompt_path, seed):
+        made.append((Path(base).name, settings.steps, video, prompt_path.name))
+        return out / "model"
+
+    monkeypatch.setattr("recipe_utils.pretrain.pretrain", fake_pretrain)
+    monkeypatch.setattr("recipe_utils.tiny.build_tiny_model", lambda out, seed: None)
+    smoke = load_config("smoke")
+    stand_in = str(tmp_path / "models" / "stand_in" / "model")
+    assert pipeline.resolve_model(smoke, tmp_path) == stand_in
+    assert pipeline.start_model("sft", smoke, tmp_path) == stand_in
+    steps = smoke["model"]["pretrain"]["steps"]
+    assert made[0] == ("tiny", steps, smoke["sft"]["video"], "video_reward.yaml")
+    untrained = load_config("smoke", {"model.pretrain.steps": 0})
+    assert pipeline.resolve_model(untrained, tmp_path) == str(tmp_path / "models" / "tiny")
+
+
 def test_grpo_starts_where_the_profile_says(tmp_path):
     full = load_config("full")
     assert full["grpo"]["start"] == "base" and load_config("smoke")["grpo"]["start"] == "sft"

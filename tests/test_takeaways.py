@@ -197,6 +197,27 @@ def test_dataset_tour_quotes_the_majority_baseline(tmp_path):
     assert "pc 4 is 50% of the training rows" in shown and "accuracy 0.475" in shown
 
 
+def zero_shot_metrics(parse_failure_rate, pearson, ci):
+    return {
+        "n": 120,
+        "accuracy": 0.25,
+        "accuracy_ci": [0.18, 0.33],
+        "parse_failure_rate": parse_failure_rate,
+        "pearson": pearson,
+        "pearson_ci": ci,
+        "prediction_histogram": {"1": 0, "2": 0, "3": 70, "4": 50, "5": 0, "none": 0},
+        "expected": {"pearson": 0.31},
+    }
+
+
+def test_zero_shot_says_whether_it_behaved_like_the_published_model(tmp_path):
+    like = text(tmp_path / "a", "02_zero_shot", zero_shot_metrics(0.0, 0.3, [0.13, 0.46]))
+    assert "Like the published zero-shot model" in like and "Unlike" not in like
+    unlike = text(tmp_path / "b", "02_zero_shot", zero_shot_metrics(0.4, 0.05, [-0.1, 0.2]))
+    assert "Unlike the published zero-shot model, 40% of its answers are out of format" in unlike
+    assert "it does not rank the clips beyond noise" in unlike
+
+
 def test_unknown_folder_names_the_known_ones(tmp_path):
     with pytest.raises(ValueError, match="02_zero_shot"):
         what_this_run_showed(write(tmp_path, "99_other", {}), SMOKE)
