@@ -629,7 +629,8 @@ def bench_memory(model_dir: Path, data_dir: Path, plan: Plan, work: Path) -> dic
 THREAD_SETTINGS = {
     "1 thread": {"OMP_NUM_THREADS": "1"},
     "2 threads, spinning (OpenMP default)": {"OMP_NUM_THREADS": "2"},
-    "2 threads, passive wait (course)": {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"},
+    "2 threads, passive wait": {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"},
+    "2 threads, short spin (course)": {"OMP_NUM_THREADS": "2", "GOMP_SPINCOUNT": "10000"},
 }
 
 
@@ -678,7 +679,8 @@ def median_steps(
 ) -> dict[str, float]:
     """The median step time per loss of `sft_step_task`, in a fresh process started with `env`."""
     saved = dict(os.environ)
-    os.environ.pop("OMP_WAIT_POLICY", None)
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        os.environ.pop(name, None)
     os.environ.update(env)
     try:
         seconds = in_fresh_process(sft_step_task, str(model_dir), str(dataset), losses, steps)

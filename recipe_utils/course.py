@@ -26,6 +26,8 @@ from .doctor import preflight
 PROGRESS_FILE = "course.json"
 
 CELL_TIMEOUT_S = 1800
+# Spins (libgomp's unit) a torch thread waits for its siblings before it sleeps.
+SPIN_COUNT = "10000"
 
 
 class CourseError(RuntimeError):
@@ -115,10 +117,12 @@ def run_course(
         check_parameters(notebook, params)
     run_dir(config, target)  # made, and its settings recorded, once everything checked out
     os.environ.setdefault("TQDM_DISABLE", "1")
-    # The kernels inherit this. torch's OpenMP threads otherwise spin at every op until their
-    # siblings arrive: on a CPU other jobs share, a descheduled sibling makes each op wait a
-    # time slice, and SFT took 733 s instead of 315 s (bench/README.md, "Where the time goes").
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # The kernels inherit this. torch's OpenMP threads spin at the end of every op until their
+    # siblings arrive; on a CPU other jobs share, a descheduled sibling makes each op wait a time
+    # slice. A short spin before sleeping keeps the idle speed of spinning and the busy-CPU
+    # behaviour of waiting passively, which cost 40% on idle cores (bench/README.md, "Where the
+    # time goes").
+    os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
     executed = []
     for notebook, params in plan:
         output = target / notebook.name

@@ -141,20 +141,20 @@ def test_runner_executes_in_order_with_parameters(notebooks, tmp_path):
     assert (tmp_path / "run" / "hello.txt").read_text() == "hello world"
 
 
-@pytest.mark.parametrize("chosen, seen", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_kernels_wait_passively_for_torch_threads_unless_told_otherwise(
+@pytest.mark.parametrize("chosen, seen", [(None, course.SPIN_COUNT), ("300000", "300000")])
+def test_kernels_spin_briefly_for_torch_threads_unless_told_otherwise(
     chosen, seen, tmp_path, monkeypatch
 ):
     if chosen is None:
-        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+        monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     else:
-        monkeypatch.setenv("OMP_WAIT_POLICY", chosen)
+        monkeypatch.setenv("GOMP_SPINCOUNT", chosen)
     folder = tmp_path / "notebooks"
     folder.mkdir()
     write_notebook(
         folder / "01_env.ipynb",
         "import os\nfrom pathlib import Path\n"
-        "Path(RUN_DIR, 'policy.txt').write_text(os.environ.get('OMP_WAIT_POLICY', 'unset'))",
+        "Path(RUN_DIR, 'policy.txt').write_text(os.environ.get('GOMP_SPINCOUNT', 'unset'))",
     )
     course.run_course("smoke", out=tmp_path / "run", folder=folder)
     assert (tmp_path / "run" / "policy.txt").read_text() == seen
