@@ -118,11 +118,11 @@ def run_course(
     run_dir(config, target)  # made, and its settings recorded, once everything checked out
     os.environ.setdefault("TQDM_DISABLE", "1")
     # The kernels inherit this. torch's OpenMP threads spin at the end of every op until their
-    # siblings arrive; on a CPU other jobs share, a descheduled sibling makes each op wait a time
-    # slice. A short spin before sleeping keeps the idle speed of spinning and the busy-CPU
-    # behaviour of waiting passively, which cost 40% on idle cores (bench/README.md, "Where the
-    # time goes").
-    os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
+    # siblings arrive. A short spin before sleeping was the fastest on idle cores; on cores
+    # other jobs keep busy, OMP_WAIT_POLICY=PASSIVE is faster, and a user who sets it keeps it
+    # (bench/README.md, "Where the time goes").
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
     executed = []
     for notebook, params in plan:
         output = target / notebook.name

@@ -141,14 +141,18 @@ def test_runner_executes_in_order_with_parameters(notebooks, tmp_path):
     assert (tmp_path / "run" / "hello.txt").read_text() == "hello world"
 
 
-@pytest.mark.parametrize("chosen, seen", [(None, course.SPIN_COUNT), ("300000", "300000")])
+@pytest.mark.parametrize(
+    "environment, seen",
+    [({}, course.SPIN_COUNT), ({"GOMP_SPINCOUNT": "300000"}, "300000")]
+    + [({"OMP_WAIT_POLICY": "PASSIVE"}, "unset")],
+)
 def test_kernels_spin_briefly_for_torch_threads_unless_told_otherwise(
-    chosen, seen, tmp_path, monkeypatch
+    environment, seen, tmp_path, monkeypatch
 ):
-    if chosen is None:
-        monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
-    else:
-        monkeypatch.setenv("GOMP_SPINCOUNT", chosen)
+    for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     folder = tmp_path / "notebooks"
     folder.mkdir()
     write_notebook(
