@@ -233,14 +233,19 @@ def test_slice_note_names_useless_slices_only():
     assert slice_note(rows, "category") is None
 
 
-def test_sft_is_judged_against_the_majority_label(tmp_path):
-    metrics = {
+def sft_stage(chosen_steps: dict) -> dict:
+    """Notebook 03's metrics around the `selected`/`best_on_test` blocks of `chosen`."""
+    return {
         "majority_baseline_accuracy": 0.283,
         "zero_shot": {"accuracy": 0.0, "pearson": None, "spearman": None},
-        **chosen(sft_metrics()),
+        **chosen_steps,
         "train_loss_first": 7.0,
         "train_loss_last": 0.3,
     }
+
+
+def test_sft_is_judged_against_the_majority_label(tmp_path):
+    metrics = sft_stage(chosen(sft_metrics()))
     shown = text(tmp_path, "03_sft", metrics)
     assert "SFT accuracy 0.550 [0.460, 0.640] vs majority label 0.283: better" in shown
     assert "SFT step 1200 Pearson r 0.766 [0.700, 0.830]: correlated" in shown
@@ -252,13 +257,7 @@ def test_the_reported_step_is_the_one_selected_on_validation(tmp_path):
     """The test numbers quoted are the selected step's; the best step on test is named beside
     it, as the published recipe's choice, never in its place."""
     flattering = sft_metrics(pearson=0.81, ci=(0.75, 0.86)) | {"step": 1600}
-    metrics = {
-        "majority_baseline_accuracy": 0.283,
-        "zero_shot": {"accuracy": 0.0, "pearson": None, "spearman": None},
-        **chosen(sft_metrics(), val_pearson=0.702, on_test=flattering),
-        "train_loss_first": 7.0,
-        "train_loss_last": 0.3,
-    }
+    metrics = sft_stage(chosen(sft_metrics(), val_pearson=0.702, on_test=flattering))
     shown = text(tmp_path, "03_sft", metrics)
     assert "Selected on validation (val_pearson): step 1200, validation r 0.702" in shown
     assert "SFT step 1200 Pearson r 0.766" in shown
