@@ -160,12 +160,12 @@ def profile_grpo(model_dir: Path, dataset: Path, steps: int) -> str:
         mask = train.completion_mask(sequences[:, prompt_len:], stop)
         prompt_mask = inputs["attention_mask"].repeat_interleave(group, 0)
         attention = torch.cat([prompt_mask, mask.long()], 1)
-        vision = train.expand_vision(inputs, group)
+        vision = {k: v for k, v in inputs.items() if k not in train.TOKEN_KEYS}
         with watch.part("reference log-probs"), torch.no_grad():
-            ref = train.token_logprobs(reference, sequences, attention, vision, prompt_len)
+            ref = train.token_logprobs(reference, sequences, attention, vision, prompt_len, group)
         model.train()
         with watch.part("policy forward"):
-            logp = train.token_logprobs(model, sequences, attention, vision, prompt_len)
+            logp = train.token_logprobs(model, sequences, attention, vision, prompt_len, group)
         advantages = torch.randn(len(sequences))
         loss = train.grpo_loss(logp, logp.detach(), ref, advantages, mask, 0.2, 0.2, s["kl_beta"])
         with watch.part("policy backward"):

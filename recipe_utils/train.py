@@ -116,17 +116,103 @@ def assistant_labels(input_ids: torch.Tensor, header: list[int], pad_id: int) ->
     return labels
 
 
+def _core(model):
+    """The Qwen2.5-VL model itself: under a LoRA wrapper, the one whose layers hold the adapters."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def shared_prefix_length(
+    input_ids: torch.Tensor, vision_ids: list[int], attention_mask: torch.Tensor | None = None
+) -> int:
+    """How many leading tokens every row has in common and attends to (the system prompt),
+    stopping at the first vision token (whose embedding is a clip's features) and before the
+    last token, so every row keeps something to compute."""
+    same = (input_ids == input_ids[:1]).all(dim=0)
+    if attention_mask is not None:
+        same &= (attention_mask == 1).all(dim=0)
+    same &= ~torch.isin(input_ids[0], torch.tensor(vision_ids, device=input_ids.device))
+    ends = (~same).nonzero()
+    length = int(ends[0]) if len(ends) else input_ids.shape[1]
+    return min(length, input_ids.shape[1] - 1)
+
+
+def shared_prefix_logits(
+    model,
+    input_ids: torch.Tensor,
+    vision: dict,
+    keep: torch.Tensor | slice,
+    attention_mask: torch.Tensor | None = None,
+    video_repeats: int = 1,
+) -> torch.Tensor:
+    """The model's logits at positions `keep`, as `model(..., logits_to_keep=keep)` computes
+    them, with two repeats computed once. The prefix every row shares (the ~380-token system
+    prompt) runs once per batch instead of once per row, and the rows attend to it through a
+    key/value cache repeated for each, so gradients reach it as through the rows' own copies.
+    With `video_repeats` > 1, each of the `vision` clips is shown by that many consecutive rows
+    (a GRPO group) and its features are computed once instead of once per completion."""
+    from transformers import DynamicCache
+
+    core = _core(model)
+    inner, config = core.model, core.config
+    grid = vision.get("video_grid_thw")
+    seconds = vision.get("second_per_grid_ts")
+    positions, _ = inner.get_rope_index(
+        input_ids,
+        None,
+        None if grid is None else grid.repeat_interleave(video_repeats, dim=0),
+        second_per_grid_ts=None if seconds is None else seconds.repeat_interleave(video_repeats),
+        attention_mask=attention_mask,
+    )
+    prefix = shared_prefix_length(
+        input_ids, [config.video_token_id, config.image_token_id], attention_mask
+    )
+    embed = inner.get_input_embeddings()
+    cache = DynamicCache()
+    if prefix:
+        inner.language_model(
+            inputs_embeds=embed(input_ids[:1, :prefix]),
+            position_ids=positions[:, :1, :prefix],
+            past_key_values=cache,
+            use_cache=True,
+        )
+        cache.batch_repeat_interleave(len(input_ids))
+    rest = input_ids[:, prefix:]
+    embeds = embed(rest)
+    slots = rest == config.video_token_id
+    features = torch.zeros(0, embeds.shape[-1], dtype=embeds.dtype, device=embeds.device)
+    if grid is not None:
+        clips = inner.get_video_features(vision["pixel_values_videos"], grid)
+        features = torch.cat([f for f in clips for _ in range(video_repeats)]).to(embeds.dtype)
+    if int(slots.sum()) != len(features):
+        raise ValueError(
+            f"Video features and video tokens do not match: tokens: {int(slots.sum())}, "
+            f"features {len(features)}"
+        )
+    embeds = embeds.masked_scatter(slots.unsqueeze(-1).expand_as(embeds), features)
+    hidden = inner.language_model(
+        inputs_embeds=embeds,
+        position_ids=positions[:, :, prefix:],
+        attention_mask=attention_mask,
+        past_key_values=cache,
+        cache_position=torch.arange(prefix, input_ids.shape[1], device=input_ids.device),
+        use_cache=True,
+    ).last_hidden_state
+    if isinstance(keep, torch.Tensor):
+        keep = keep - prefix
+    return core.lm_head(hidden[:, keep])
+
+
 def answer_loss(model, inputs: dict, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the labelled (answer) tokens of a right-padded batch: what
     `model(**inputs, labels=labels).loss` computes, for less. Logits are computed only at the
-    positions that predict an answer token (the ~450 prompt positions carry no label), and the
-    padding mask is left out: every pad comes after its row's real tokens, where causal
-    attention never looks, and without a mask SDPA runs its causal kernel, which skips the
-    masked half of each attention matrix (bench/README.md, "Where the time goes")."""
+    positions that predict an answer token (the ~450 prompt positions carry no label), the
+    system prompt every row shares is computed once (`shared_prefix_logits`), and the padding
+    mask is left out: every pad comes after its row's real tokens, where causal attention never
+    looks (bench/README.md, "Where the time goes")."""
     targets = labels[:, 1:]  # position p predicts token p + 1
     positions = (targets != -100).any(dim=0).nonzero().squeeze(1)
-    unmasked = {k: v for k, v in inputs.items() if k != "attention_mask"}
-    logits = model(**unmasked, logits_to_keep=positions).logits
+    vision = {k: v for k, v in inputs.items() if k not in TOKEN_KEYS}
+    logits = shared_prefix_logits(model, inputs["input_ids"], vision, positions)
     return torch.nn.functional.cross_entropy(
         logits.flatten(0, 1).float(), targets[:, positions].flatten(), ignore_index=-100
     )
@@ -474,18 +560,6 @@ def completion_mask(completions: torch.Tensor, stop: list[int]) -> torch.Tensor:
     return (~after_stop).float()
 
 
-def expand_vision(inputs: dict, group: int) -> dict:
-    """Repeat each prompt's video tensors for its G completions (in generate's order)."""
-    grid = inputs["video_grid_thw"]
-    sizes = (grid.prod(dim=1)).tolist()
-    pixels = torch.split(inputs["pixel_values_videos"], sizes)
-    return {
-        "pixel_values_videos": torch.cat([p for p in pixels for _ in range(group)]),
-        "video_grid_thw": grid.repeat_interleave(group, dim=0),
-        "second_per_grid_ts": inputs["second_per_grid_ts"].repeat_interleave(group),
-    }
-
-
 VISION_PLACEHOLDERS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 
 
@@ -496,13 +570,18 @@ def vision_placeholder_ids(tokenizer) -> list[int]:
 
 
 def token_logprobs(
-    model, sequences: torch.Tensor, attention: torch.Tensor, vision: dict, prompt_len: int
+    model,
+    sequences: torch.Tensor,
+    attention: torch.Tensor,
+    vision: dict,
+    prompt_len: int,
+    group: int = 1,
 ) -> torch.Tensor:
     """Log-probabilities of the completion tokens (positions after `prompt_len`), with logits
-    only at the positions that predict them: the prompt's would be thrown away."""
-    keep = sequences.shape[1] - prompt_len + 1
-    logits = model(input_ids=sequences, attention_mask=attention, logits_to_keep=keep, **vision)
-    logits = logits.logits[:, :-1].float()
+    only at the positions that predict them (the prompt's would be thrown away); `sequences`
+    holds `group` consecutive completions of each prompt whose clip is in `vision`."""
+    keep = slice(prompt_len - 1 - sequences.shape[1], -1)
+    logits = shared_prefix_logits(model, sequences, vision, keep, attention, group).float()
     targets = sequences[:, prompt_len:]
     return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
@@ -606,13 +685,15 @@ def train_grpo(
         attention = torch.cat(
             [inputs["attention_mask"].repeat_interleave(s.generations, 0), mask.long()], 1
         )
-        vision = expand_vision(inputs, s.generations)
+        vision = {k: v for k, v in inputs.items() if k not in TOKEN_KEYS}
         with torch.no_grad():
-            ref_logp = token_logprobs(reference, sequences, attention, vision, prompt_len)
+            ref_logp = token_logprobs(
+                reference, sequences, attention, vision, prompt_len, s.generations
+            )
         model.train()
         clipped = []
         for iteration in range(s.mu_iterations):
-            logp = token_logprobs(model, sequences, attention, vision, prompt_len)
+            logp = token_logprobs(model, sequences, attention, vision, prompt_len, s.generations)
             if iteration == 0:  # the policy that wrote the rollouts: fixed for the whole batch
                 old_logp = logp.detach()
             loss = grpo_loss(

@@ -239,15 +239,47 @@ def test_completion_mask_stops_after_the_first_stop_token():
     assert train.completion_mask(completions, [2]).tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
 
 
-def test_expand_vision_repeats_each_prompts_video_in_order():
-    inputs = {
-        "pixel_values_videos": torch.arange(6.0).view(6, 1),
-        "video_grid_thw": torch.tensor([[1, 1, 2], [1, 2, 2]]),
-        "second_per_grid_ts": torch.tensor([0.5, 1.0]),
+@pytest.mark.slow
+def test_grpo_log_probs_and_gradients_match_the_models_own_on_repeated_clips(
+    tiny_model, conversations
+):
+    """GRPO computes each clip's features once for its group and the shared system prompt once
+    for all rows: the log-probs and every gradient must be those of the model run on each
+    completion with its own copy of everything."""
+    from recipe_utils.scoring import chat_inputs, clip_for, load_model
+
+    model, processor = load_model(tiny_model, "cpu")
+    data = train.Conversations(conversations, processor)
+    prompts = [data.prompt(i) for i in range(2)]
+    inputs = chat_inputs(processor, prompts, [clip_for(p) for p in prompts])
+    group, prompt_len = 3, inputs["input_ids"].shape[1]
+    completions = torch.randint(10, 200, (2 * group, 5), generator=torch.Generator().manual_seed(0))
+    sequences = torch.cat([inputs["input_ids"].repeat_interleave(group, 0), completions], 1)
+    finished = torch.ones_like(completions)
+    finished[0, 3:] = 0  # a completion that stopped early
+    attention = torch.cat([inputs["attention_mask"].repeat_interleave(group, 0), finished], 1)
+    video_ids = [model.config.video_token_id, model.config.image_token_id]
+    assert train.shared_prefix_length(sequences, video_ids, attention) > 100  # the system prompt
+    vision = {k: v for k, v in inputs.items() if k not in train.TOKEN_KEYS}
+    clips = torch.split(vision["pixel_values_videos"], vision["video_grid_thw"].prod(1).tolist())
+    copies = {
+        "pixel_values_videos": torch.cat([c for c in clips for _ in range(group)]),
+        "video_grid_thw": vision["video_grid_thw"].repeat_interleave(group, 0),
+        "second_per_grid_ts": vision["second_per_grid_ts"].repeat_interleave(group),
     }
-    vision = train.expand_vision(inputs, group=2)
-    assert vision["pixel_values_videos"].view(-1).tolist() == [0, 1, 0, 1, 2, 3, 4, 5, 2, 3, 4, 5]
-    assert vision["video_grid_thw"].tolist() == [[1, 1, 2], [1, 1, 2], [1, 2, 2], [1, 2, 2]]
+    results = []
+    for compute in (
+        lambda: train.token_logprobs(model, sequences, attention, vision, prompt_len, group),
+        lambda: torch.log_softmax(
+            model(input_ids=sequences, attention_mask=attention, **copies).logits.float(), -1
+        )[:, prompt_len - 1 : -1].gather(-1, completions.unsqueeze(-1)).squeeze(-1),
+    ):
+        model.zero_grad()
+        logp = compute()
+        (logp * finished).sum().backward()
+        results.append((logp.detach(), torch.cat([p.grad.flatten() for p in model.parameters()])))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-4, atol=1e-5)
 
 
 def test_kl_beta_zero_is_refused_unless_forced():
