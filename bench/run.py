@@ -10,7 +10,8 @@ calls), `dataprep` (recipe_utils.video.load_clip vs decode-everything-then-resiz
 (peak RSS of scoring and of a short SFT run, each in its own process), `sftstep` (one smoke
 SFT step per torch thread setting, on the CPU as found and with a busy process per core),
 `course` (per-cell wall time of executed smoke notebooks), `gpu` (Qwen2.5-VL-7B with random
-weights; needs CUDA) and `parsing` (answer parsing and rewards on megabyte-long outputs).
+weights; needs CUDA), `parsing` (answer parsing and rewards on megabyte-long outputs) and, only
+with `--only seeds`, `seeds` (the spread of a grid of smoke courses over the seed).
 The model and data are built in a temporary folder; nothing is downloaded.
 """
 
@@ -41,6 +42,11 @@ from recipe_utils.video import fit_pixels, frame_count, load_clip, per_frame_bud
 REPO = Path(__file__).resolve().parent.parent
 PROMPT = REPO / "prompts" / "video_reward.yaml"
 COURSE_DIR = REPO / "runs" / "smoke"
+SEEDS_DIR = REPO / "runs" / "smoke-grid"  # `course --profile smoke --grid seed=0,1,2`
+SEED_METRICS = ("accuracy", "pearson")
+# Run only when named with --only: a default run would replace the committed record with
+# "skipped" wherever no grid of courses sits in runs/smoke-grid.
+ON_REQUEST = ("seeds",)
 BENCHMARKS = (
     "scoring",
     "dataprep",
@@ -51,6 +57,7 @@ BENCHMARKS = (
     "gpu",
     "parsing",
     "costmodel",
+    "seeds",
 )
 # The published recipe's scoring budget, and its training budget (RECIPE_FACTS.md).
 SCORE_VIDEO = {"fps": 16, "total_pixels": 8192 * 28 * 28}
@@ -816,6 +823,100 @@ def run_course() -> None:
     )
 
 
+# ----------------------------------------------------------------------------- seeds
+
+
+def bench_seeds(grid: Path, results_dir: Path) -> dict:
+    """How much the smoke course's reported numbers move with the seed alone: each run of a grid
+    over `seed` (`course --profile smoke --grid seed=0,1,2`), the spread of every system's
+    selected test accuracy and r, and each seed's GRPO-minus-SFT r, the difference the lessons
+    weigh. The lessons cite it (recipe_utils.takeaways.seed_lines); compare.md and curves.png
+    go beside the JSON."""
+    from recipe_utils import compare
+    from recipe_utils.config import flat, read_settings
+    from recipe_utils.plots import save_figure
+
+    settings = {"folder": str(grid.relative_to(REPO) if grid.is_relative_to(REPO) else grid)}
+    folders = compare.find_runs(grid) if grid.is_dir() else []
+    runs = [compare.load_run(folder) for folder in folders]
+    finished = [run for run in runs if {"sft", "grpo"} <= set(run.systems)]
+    if len(finished) < 2 or compare.varying(finished) != ["seed"]:
+        reason = (
+            f"no two finished runs in {settings['folder']} that differ only in `seed`: run "
+            "`python -m recipe_utils course --profile smoke --grid seed=0,1,2 --out "
+            f"{settings['folder']}` first"
+        )
+        return {"settings": settings, "results": {}, "summary": [], "skipped": reason}
+    shared = flat(read_settings(folders[0]))
+    settings["profile"] = {key: value for key, value in shared.items() if key != "seed"}
+    by_seed = {
+        run.settings["seed"]: {
+            system: {key: metrics.get(key) for key in ("step", *SEED_METRICS)}
+            for system, metrics in run.systems.items()
+        }
+        for run in finished
+    }
+    spread = {
+        system: {
+            metric: compare.spread(
+                [m[system][metric] for m in by_seed.values() if m[system][metric] is not None]
+            )
+            for metric in SEED_METRICS
+        }
+        for system in compare.SYSTEMS
+    }
+    gain = {
+        seed: m["grpo"]["pearson"] - m["sft"]["pearson"]
+        for seed, m in by_seed.items()
+        if None not in (m["grpo"]["pearson"], m["sft"]["pearson"])
+    }
+    course = {
+        run.settings["seed"]: sum(
+            json.loads((folder / "course.json").read_text())["finished"].values()
+        )
+        for run, folder in zip(runs, folders)
+        if run in finished
+    }
+    text, _, figure = compare.comparison([f for f, r in zip(folders, runs) if r in finished])
+    out = results_dir / "seeds"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.md").write_text(text)
+    save_figure(figure, out / "curves.png")
+    summary = [
+        {
+            "measure": f"{compare.SYSTEMS[system]} test {metric}, {stats['n']} seeds: mean (sd)",
+            "value": f"{stats['mean']:.3f} ({stats['sd']:.3f})",
+            "unit": "",
+        }
+        for system, metrics in spread.items()
+        for metric, stats in metrics.items()
+        if stats is not None
+    ]
+    summary.append(
+        {
+            "measure": "GRPO minus SFT test r, per seed",
+            "value": ", ".join(f"{g:+.3f}" for g in gain.values()),
+            "unit": "",
+        }
+    )
+    summary += [
+        {"measure": f"course wall time, seed {seed}", "value": round(s, 1), "unit": "s"}
+        for seed, s in course.items()
+    ]
+    results = {
+        "runs": by_seed,
+        "spread": spread,
+        "grpo_minus_sft_pearson": gain,
+        "course_s": course,
+    }
+    return {
+        "settings": settings,
+        "results": results,
+        "summary": summary,
+        "machine_notes": {"torch_threads": None},
+    }
+
+
 # ----------------------------------------------------------------------------- gpu
 
 
@@ -869,7 +970,9 @@ def bench_parsing(repeats: int = 5) -> dict:
 # ----------------------------------------------------------------------------- main
 
 
-def run_benchmarks(names: list[str], plan: Plan, results_dir: Path, course_dir: Path) -> None:
+def run_benchmarks(
+    names: list[str], plan: Plan, results_dir: Path, course_dir: Path, seeds_dir: Path
+) -> None:
     from recipe_utils.synthetic import generate
     from recipe_utils.tiny import build_tiny_model
 
@@ -888,6 +991,7 @@ def run_benchmarks(names: list[str], plan: Plan, results_dir: Path, course_dir: 
             "memory": lambda: bench_memory(model_dir, data_dir, plan, work),
             "sftstep": lambda: bench_sftstep(model_dir, data_dir, plan, work),
             "course": lambda: bench_course(course_dir),
+            "seeds": lambda: bench_seeds(seeds_dir, results_dir),
             "gpu": lambda: bench_gpu(clips[0], plan),
             "parsing": bench_parsing,
         }
@@ -913,13 +1017,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="less work: under 5 min on 2 cores")
     parser.add_argument("--course", action="store_true", help="run the smoke course first")
     parser.add_argument("--report", action="store_true", help="only rebuild the README table")
-    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
+    parser.add_argument(
+        "--only", nargs="+", choices=BENCHMARKS, help="run only these (seeds runs only when named)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument(
         "--course-dir",
         type=Path,
         default=COURSE_DIR,
         help="executed notebooks to time (default: runs/smoke)",
+    )
+    parser.add_argument(
+        "--seeds-dir",
+        type=Path,
+        default=SEEDS_DIR,
+        help="a grid of smoke courses over seed (default: runs/smoke-grid)",
     )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder of JSON results")
     parser.add_argument("--readme", type=Path, default=README, help="README holding the table")
@@ -929,7 +1041,13 @@ def main(argv: list[str] | None = None) -> int:
             run_course()
         set_threads(args.threads)
         plan = QUICK if args.quick else FULL
-        run_benchmarks(list(args.only or BENCHMARKS), plan, args.results, args.course_dir)
+        run_benchmarks(
+            args.only or [name for name in BENCHMARKS if name not in ON_REQUEST],
+            plan,
+            args.results,
+            args.course_dir,
+            args.seeds_dir,
+        )
     print(write_readme(args.readme, args.results))
     return 0
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .config import flat, repo_path, run_settings
 from .metrics import PUBLISHED, PUBLISHED_SFT_STEPS
 
 HEADING = "What this run showed"
@@ -381,6 +382,71 @@ def results(metrics: dict, synthetic: bool) -> list[str]:
     ]
 
 
+# Several courses of the smoke profile that differ only in the seed (bench/run.py `seeds`).
+SEED_RECORD = "bench/results/seeds.json"
+SEED_NAMES = {"zero_shot": "zero-shot", "sft": "SFT", "grpo": "GRPO"}
+
+
+def seed_record(config: dict) -> tuple[dict | None, list[str]]:
+    """The seed-spread record and the settings (seed aside) in which it differs from this run's;
+    (None, []) when there is no record."""
+    path = repo_path(SEED_RECORD)
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    if not record.get("results"):
+        return None, []
+    ours = {k: v for k, v in flat(run_settings(config)).items() if k != "seed"}
+    theirs = record["settings"]["profile"]
+    return record, sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+
+
+def _spread(stats: dict) -> str:
+    return f"{stats['mean']:.3f} ± {stats['sd']:.3f} ({stats['min']:.3f}-{stats['max']:.3f})"
+
+
+def seed_lines(record: dict, systems: dict[str, dict]) -> list[str]:
+    """How far the record's seeds spread each system's accuracy and r, and where this run's
+    `systems` ({name: metrics}) fall against that range."""
+    seeds = ", ".join(str(seed) for seed in record["results"]["runs"])
+    date = record.get("date", "")[:10]
+    lines = [
+        f"Seed to seed: the same settings run with seeds {seeds} ({SEED_RECORD}, {date}) gave, "
+        "as mean ± sd (range):"
+    ]
+    for name, metrics in systems.items():
+        stats = record["results"]["spread"][name]
+        where = []
+        for metric in ("accuracy", "pearson"):
+            value, known = metrics.get(metric), stats[metric]
+            if value is None or known is None:
+                continue
+            inside = known["min"] <= value <= known["max"]
+            where.append(
+                f"{metric} {_spread(known)}, this run {fmt(value)} "
+                + ("inside that range" if inside else "**outside** that range")
+            )
+        lines.append(f"{SEED_NAMES[name]}: " + "; ".join(where) + ".")
+    if {"sft", "grpo"} & set(systems):
+        gains = record["results"]["grpo_minus_sft_pearson"]
+        lines.append(
+            "GRPO minus SFT r, seed by seed: "
+            + ", ".join(f"{gain:+.3f}" for gain in gains.values())
+            + ". A difference between two settings smaller than the seed-to-seed spread is "
+            "not evidence either way."
+        )
+    return lines
+
+
+def reported_systems(folder: str, metrics: dict) -> dict[str, dict]:
+    """The systems a notebook reports, by the name the seed record uses."""
+    if folder == "02_zero_shot":
+        return {"zero_shot": metrics}
+    if folder == "03_sft":
+        return {"sft": reported(metrics)}
+    if folder == "04_grpo":
+        return {"grpo": reported(metrics)}
+    return metrics.get("systems", {})
+
+
 WRITERS: dict[str, Callable[[dict, bool], list[str]]] = {
     "01_dataset_tour": dataset_tour,
     "02_zero_shot": zero_shot,
@@ -400,4 +466,18 @@ def what_this_run_showed(metrics_path: str | Path, config: dict[str, Any]) -> Ta
             f"known: {sorted(WRITERS)}"
         )
     metrics = json.loads(metrics_path.read_text())
-    return Takeaways(writer(metrics, is_synthetic(config)))
+    lines = writer(metrics, is_synthetic(config))
+    systems = reported_systems(metrics_path.parent.name, metrics)
+    record, differs = seed_record(config)
+    if record is None or not systems:
+        return Takeaways(lines)
+    if not differs:
+        return Takeaways(lines + seed_lines(record, systems))
+    if is_synthetic(config):
+        lines.append(
+            f"The seed-spread record ({SEED_RECORD}) was made with other settings "
+            f"({', '.join(differs[:3])}{', ...' if len(differs) > 3 else ''}), so it does not "
+            "say how much this run's numbers move with the seed: a grid over seeds "
+            "(`course --grid seed=0,1,2`) would."
+        )
+    return Takeaways(lines)

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_runs import shifted, write_run
 
+from recipe_utils import compare
+from recipe_utils.config import load_config
 from recipe_utils.video import load_clip, write_clip
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -130,6 +133,42 @@ def test_course_times_come_from_papermill_durations(bench, tmp_path):
         (3, 3.0, ""),
         (0, 0.5, "import x"),
     ]
+
+
+def test_seed_record_holds_each_seeds_selected_metrics_their_spread_and_grpos_gain(
+    bench, tmp_path
+):
+    """The record the lessons cite: read from a grid over seeds, and refused for runs that
+    differ in more than the seed or have not finished training."""
+    grid = tmp_path / "grid"
+    for seed in range(3):
+        run = write_run(
+            grid / f"seed={seed}", {"seed": seed}, [4] * 12, shifted(4), shifted(2 * seed)
+        )
+        (run / "course.json").write_text(json.dumps({"finished": {"01": 10.0, "02": 5.0 + seed}}))
+    outcome = bench.run.bench_seeds(grid, tmp_path / "results")
+    results = outcome["results"]
+    runs = {seed: compare.load_run(grid / f"seed={seed}").systems for seed in range(3)}
+    assert results["runs"][1]["grpo"] == {
+        "step": runs[1]["grpo"]["step"],
+        "accuracy": runs[1]["grpo"]["accuracy"],
+        "pearson": runs[1]["grpo"]["pearson"],
+    }
+    accuracies = [runs[seed]["grpo"]["accuracy"] for seed in range(3)]
+    assert results["spread"]["grpo"]["accuracy"] == compare.spread(accuracies)
+    assert results["grpo_minus_sft_pearson"][2] == pytest.approx(
+        runs[2]["grpo"]["pearson"] - runs[2]["sft"]["pearson"]
+    )
+    assert results["course_s"] == {0: 15.0, 1: 16.0, 2: 17.0}
+    assert "seed" not in outcome["settings"]["profile"]
+    assert outcome["settings"]["profile"]["sft.steps"] == load_config("smoke")["sft"]["steps"]
+    assert (tmp_path / "results/seeds/curves.png").is_file()
+    write_run(grid / "other_lr", {"seed": 0, "sft.lr": 5e-4}, [4] * 12, shifted(4), shifted(0))
+    assert "differ only in `seed`" in bench.run.bench_seeds(grid, tmp_path / "r2")["skipped"]
+    untrained = tmp_path / "untrained"
+    for seed in range(2):
+        write_run(untrained / f"seed={seed}", {"seed": seed}, [4] * 12, shifted(4))
+    assert "--grid seed=0,1,2" in bench.run.bench_seeds(untrained, tmp_path / "r3")["skipped"]
 
 
 def test_gpu_profile_splits_time_on_a_tiny_model(bench, clips):

@@ -2,48 +2,13 @@
 
 import json
 import statistics
-from pathlib import Path
 
 import pytest
+from fake_runs import shifted, write_run
 
 from recipe_utils import cli
 from recipe_utils.compare import compare_runs, comparison, find_runs
 from recipe_utils.config import load_config, run_dir
-from recipe_utils.metrics import chosen_checkpoints, evaluate, sweep_table
-
-TRUTH = [1, 2, 3, 4, 5, 4, 4, 3, 2, 5, 1, 4]
-
-
-def scored(folder: Path, preds: list[int | None]) -> dict:
-    """predictions.jsonl and metrics.json as a scoring stage leaves them."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [
-        json.dumps({"id": f"v{i}", "pc": pc, "pred": pred, "raw": [f"<answer>{pred}</answer>"]})
-        for i, (pc, pred) in enumerate(zip(TRUTH, preds))
-    ]
-    (folder / "predictions.jsonl").write_text("\n".join(lines) + "\n")
-    return evaluate(folder / "predictions.jsonl", folder / "metrics.json", n_boot=50)
-
-
-def write_run(folder: Path, overrides: dict, zero_shot: list, sft: list | None = None) -> Path:
-    run_dir(load_config("smoke", overrides), folder)
-    scored(folder / "zero_shot", zero_shot)
-    if sft is not None:
-        steps = {0: zero_shot, 10: sft[::-1], 20: sft}
-        table = sweep_table(
-            {s: scored(folder / f"sft/sweep/step_{s}", p) for s, p in steps.items()},
-            {s: scored(folder / f"sft/sweep/val/step_{s}", p) for s, p in steps.items()},
-        )
-        (folder / "sft/sweep/sweep.json").write_text(json.dumps(table))
-        (folder / "03_sft").mkdir()
-        chosen = chosen_checkpoints(folder / "sft/sweep")
-        (folder / "03_sft/metrics.json").write_text(json.dumps(chosen))
-    return folder
-
-
-def shifted(k: int) -> list[int]:
-    """Predictions that are right except for `k` clips one step off."""
-    return [min(5, pc + 1) if i < k else pc for i, pc in enumerate(TRUTH)]
 
 
 @pytest.fixture

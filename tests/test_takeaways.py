@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from recipe_utils.config import load_config
+from recipe_utils import takeaways
+from recipe_utils.config import flat, load_config, run_settings
 from recipe_utils.takeaways import (
     balance_findings,
     compare,
@@ -264,3 +265,66 @@ def test_the_reported_step_is_the_one_selected_on_validation(tmp_path):
     assert "as the published recipe chooses, step 1600 would report r 0.810" in shown
     same = text(tmp_path / "same", "03_sft", metrics | chosen(sft_metrics()))
     assert "the best step on test is the same one" in same and "1600" not in same
+
+
+def spread(mean, sd, low, high):
+    return {"mean": mean, "sd": sd, "min": low, "max": high, "n": 3}
+
+
+@pytest.fixture
+def seed_record(tmp_path, monkeypatch):
+    """Write a seed-spread record with the smoke profile's settings, `changes` applied, and
+    point the takeaways at it."""
+
+    def write_record(**changes) -> None:
+        settings = flat(run_settings(SMOKE)) | changes
+        settings.pop("seed")
+        numbers = {
+            "accuracy": spread(0.56, 0.02, 0.54, 0.58),
+            "pearson": spread(0.74, 0.03, 0.7, 0.75),
+        }
+        record = {
+            "date": "2026-11-26T06:00:00+00:00",
+            "settings": {"profile": settings},
+            "results": {
+                "runs": {"0": {}, "1": {}, "2": {}},
+                "spread": {name: numbers for name in ("zero_shot", "sft", "grpo")},
+                "grpo_minus_sft_pearson": {"0": 0.04, "1": -0.01, "2": 0.03},
+            },
+        }
+        path = tmp_path / "seeds.json"
+        path.write_text(json.dumps(record))
+        monkeypatch.setattr(takeaways, "SEED_RECORD", str(path))
+
+    return write_record
+
+
+def test_a_seed_record_of_the_same_settings_puts_the_run_against_the_seed_spread(
+    tmp_path, seed_record
+):
+    seed_record()
+    shown = text(tmp_path, "03_sft", sft_stage(chosen(sft_metrics())))
+    assert "Seed to seed: the same settings run with seeds 0, 1, 2" in shown
+    assert (
+        "SFT: accuracy 0.560 ± 0.020 (0.540-0.580), this run 0.550 inside that range; "
+        "pearson 0.740 ± 0.030 (0.700-0.750), this run 0.766 outside that range." in shown
+    )
+    assert "GRPO minus SFT r, seed by seed: +0.040, -0.010, +0.030" in shown
+    closing = text(tmp_path / "05", "05_results", results_metrics(0.2, 0.72, 0.8))
+    for system, r, where in (("zero-shot", 0.2, "outside"), ("SFT", 0.72, "inside")):
+        assert f"\n- {system}: accuracy" in closing
+        assert f"pearson 0.740 ± 0.030 (0.700-0.750), this run {r:.3f} {where}" in closing
+
+
+def test_a_seed_record_of_other_settings_is_named_but_not_cited(tmp_path, seed_record):
+    seed_record(**{"sft.lr": 5e-4})
+    metrics = sft_stage(chosen(sft_metrics()))
+    shown = text(tmp_path, "03_sft", metrics)
+    assert "Seed to seed" not in shown
+    assert "was made with other settings (sft.lr)" in shown
+    assert "seed" not in text(tmp_path / "full", "03_sft", metrics, FULL).lower()
+
+
+def test_without_a_seed_record_nothing_is_said_of_seeds(tmp_path, monkeypatch):
+    monkeypatch.setattr(takeaways, "SEED_RECORD", str(tmp_path / "no_record.json"))
+    assert "seed" not in text(tmp_path, "03_sft", sft_stage(chosen(sft_metrics()))).lower()

@@ -270,9 +270,13 @@ def test_grpo_log_probs_and_gradients_match_the_models_own_on_repeated_clips(
     results = []
     for compute in (
         lambda: train.token_logprobs(model, sequences, attention, vision, prompt_len, group),
-        lambda: torch.log_softmax(
-            model(input_ids=sequences, attention_mask=attention, **copies).logits.float(), -1
-        )[:, prompt_len - 1 : -1].gather(-1, completions.unsqueeze(-1)).squeeze(-1),
+        lambda: (
+            torch.log_softmax(
+                model(input_ids=sequences, attention_mask=attention, **copies).logits.float(), -1
+            )[:, prompt_len - 1 : -1]
+            .gather(-1, completions.unsqueeze(-1))
+            .squeeze(-1)
+        ),
     ):
         model.zero_grad()
         logp = compute()
