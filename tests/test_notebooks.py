@@ -232,6 +232,14 @@ def test_last_output_is_what_this_run_showed(run, name, folder):
     assert len(quoted) >= 2, (name, shown)
 
 
+def test_trained_stages_put_their_numbers_against_the_committed_seed_spread(run):
+    """bench/results/seeds.json holds three courses of the smoke profile that differ only in the
+    seed: the closing findings of every notebook that reports a system cite that spread."""
+    for name in ("02_zero_shot_scoring", "03_sft", "04_grpo_reward_design", "05_results_analysis"):
+        shown = executed(run, name).cells[-1].outputs[-1]["data"]["text/markdown"]
+        assert "Seed to seed: the same settings run with seeds 0, 1, 2" in shown, name
+
+
 def test_dataset_tour_holds_a_clip_that_plays_without_a_kernel(run):
     html = [
         o["data"]["text/html"]
