@@ -164,6 +164,24 @@ def test_sampling_fps_above_stream_rate_never_invents_frames(clips):
     assert clip.fps == pytest.approx(8)
 
 
+def test_load_clip_frames_are_the_sampled_frames_in_rgb_resized_with_pil(clips):
+    """load_clip converts and resizes only the frames it keeps: the pixels must be exactly
+    those of converting every frame, then sampling, then resizing each with PIL."""
+    from PIL import Image
+
+    with av.open(str(clips["fast"])) as container:
+        every = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    clip = load_clip(clips["fast"], fps=4, max_pixels=BUDGET)
+    keep = np.linspace(0, len(every) - 1, len(clip.frames)).round().astype(int)
+    height, width = clip.frames.shape[1:3]
+    expected = [
+        np.asarray(Image.fromarray(every[i]).resize((width, height), Image.Resampling.BICUBIC))
+        for i in keep
+    ]
+    assert (height, width) != every[0].shape[:2]  # the frames were resized
+    np.testing.assert_array_equal(clip.frames, np.stack(expected))
+
+
 def test_write_clip_odd_size_fails_clearly_and_leaves_nothing(tmp_path):
     target = tmp_path / "odd.mp4"
     with pytest.raises(ValueError, match="53x37"):
