@@ -830,7 +830,8 @@ def bench_seeds(grid: Path, results_dir: Path) -> dict:
     """How much the smoke course's reported numbers move with the seed alone: each run of a grid
     over `seed` (`course --profile smoke --grid seed=0,1,2`), the spread of every system's
     selected test accuracy and r, and each seed's GRPO-minus-SFT r, the difference the lessons
-    weigh. The lessons cite it (recipe_utils.takeaways.seed_lines); compare.md and curves.png
+    weigh. (Each course's time is `course`'s to measure, on a machine doing nothing else.) The
+    lessons cite it (recipe_utils.takeaways.seed_lines); compare.md and curves.png
     go beside the JSON."""
     from recipe_utils import compare
     from recipe_utils.config import flat, read_settings
@@ -870,13 +871,6 @@ def bench_seeds(grid: Path, results_dir: Path) -> dict:
         for seed, m in by_seed.items()
         if None not in (m["grpo"]["pearson"], m["sft"]["pearson"])
     }
-    course = {
-        run.settings["seed"]: sum(
-            json.loads((folder / "course.json").read_text())["finished"].values()
-        )
-        for run, folder in zip(runs, folders)
-        if run in finished
-    }
     text, _, figure = compare.comparison([f for f, r in zip(folders, runs) if r in finished])
     out = results_dir / "seeds"
     out.mkdir(parents=True, exist_ok=True)
@@ -899,15 +893,10 @@ def bench_seeds(grid: Path, results_dir: Path) -> dict:
             "unit": "",
         }
     )
-    summary += [
-        {"measure": f"course wall time, seed {seed}", "value": round(s, 1), "unit": "s"}
-        for seed, s in course.items()
-    ]
     results = {
         "runs": by_seed,
         "spread": spread,
         "grpo_minus_sft_pearson": gain,
-        "course_s": course,
     }
     return {
         "settings": settings,
