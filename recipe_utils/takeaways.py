@@ -404,27 +404,28 @@ def _spread(stats: dict) -> str:
 
 
 def seed_lines(record: dict, systems: dict[str, dict]) -> list[str]:
-    """How far the record's seeds spread each system's accuracy and r, and where this run's
-    `systems` ({name: metrics}) fall against that range."""
+    """How far the record's seeds spread each system's accuracy and r (one nested item per
+    system), and where this run's `systems` ({name: metrics}) fall against that range."""
     seeds = ", ".join(str(seed) for seed in record["results"]["runs"])
     date = record.get("date", "")[:10]
-    lines = [
-        f"Seed to seed: the same settings run with seeds {seeds} ({SEED_RECORD}, {date}) gave, "
-        "as mean ± sd (range):"
-    ]
+    items = []
     for name, metrics in systems.items():
         stats = record["results"]["spread"][name]
         where = []
-        for metric in ("accuracy", "pearson"):
+        for metric, label in (("accuracy", "accuracy"), ("pearson", "r")):
             value, known = metrics.get(metric), stats[metric]
             if value is None or known is None:
                 continue
             inside = known["min"] <= value <= known["max"]
             where.append(
-                f"{metric} {_spread(known)}, this run {fmt(value)} "
+                f"{label} {_spread(known)}, this run {fmt(value)} "
                 + ("inside that range" if inside else "**outside** that range")
             )
-        lines.append(f"{SEED_NAMES[name]}: " + "; ".join(where) + ".")
+        items.append(f"\n  - {SEED_NAMES[name]}: " + "; ".join(where) + ".")
+    lines = [
+        f"Seed to seed: the same settings run with seeds {seeds} ({SEED_RECORD}, {date}) gave, "
+        "as mean ± sd (range):" + "".join(items)
+    ]
     if {"sft", "grpo"} & set(systems):
         gains = record["results"]["grpo_minus_sft_pearson"]
         lines.append(

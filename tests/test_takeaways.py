@@ -307,13 +307,13 @@ def test_a_seed_record_of_the_same_settings_puts_the_run_against_the_seed_spread
     assert "Seed to seed: the same settings run with seeds 0, 1, 2" in shown
     assert (
         "SFT: accuracy 0.560 ± 0.020 (0.540-0.580), this run 0.550 inside that range; "
-        "pearson 0.740 ± 0.030 (0.700-0.750), this run 0.766 outside that range." in shown
+        "r 0.740 ± 0.030 (0.700-0.750), this run 0.766 outside that range." in shown
     )
     assert "GRPO minus SFT r, seed by seed: +0.040, -0.010, +0.030" in shown
     closing = text(tmp_path / "05", "05_results", results_metrics(0.2, 0.72, 0.8))
     for system, r, where in (("zero-shot", 0.2, "outside"), ("SFT", 0.72, "inside")):
-        assert f"\n- {system}: accuracy" in closing
-        assert f"pearson 0.740 ± 0.030 (0.700-0.750), this run {r:.3f} {where}" in closing
+        assert f"\n  - {system}: accuracy" in closing
+        assert f"r 0.740 ± 0.030 (0.700-0.750), this run {r:.3f} {where}" in closing
 
 
 def test_a_seed_record_of_other_settings_is_named_but_not_cited(tmp_path, seed_record):
