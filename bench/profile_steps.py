@@ -160,7 +160,7 @@ def profile_grpo(model_dir: Path, dataset: Path, steps: int) -> str:
         mask = train.completion_mask(sequences[:, prompt_len:], stop)
         prompt_mask = inputs["attention_mask"].repeat_interleave(group, 0)
         attention = torch.cat([prompt_mask, mask.long()], 1)
-        vision = {k: v for k, v in inputs.items() if k not in train.TOKEN_KEYS}
+        vision = train.vision_inputs(inputs)
         with watch.part("reference log-probs"), torch.no_grad():
             ref = train.token_logprobs(reference, sequences, attention, vision, prompt_len, group)
         model.train()

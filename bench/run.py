@@ -834,28 +834,27 @@ def bench_seeds(grid: Path, results_dir: Path) -> dict:
     lessons cite it (recipe_utils.takeaways.seed_lines); compare.md and curves.png
     go beside the JSON."""
     from recipe_utils import compare
-    from recipe_utils.config import flat, read_settings
     from recipe_utils.plots import save_figure
 
     settings = {"folder": str(grid.relative_to(REPO) if grid.is_relative_to(REPO) else grid)}
     folders = compare.find_runs(grid) if grid.is_dir() else []
-    runs = [compare.load_run(folder) for folder in folders]
-    finished = [run for run in runs if {"sft", "grpo"} <= set(run.systems)]
-    if len(finished) < 2 or compare.varying(finished) != ["seed"]:
+    runs = {folder: compare.load_run(folder) for folder in folders}
+    finished = {f: run for f, run in runs.items() if {"sft", "grpo"} <= set(run.systems)}
+    if len(finished) < 2 or compare.varying(list(finished.values())) != ["seed"]:
         reason = (
             f"no two finished runs in {settings['folder']} that differ only in `seed`: run "
             "`python -m recipe_utils course --profile smoke --grid seed=0,1,2 --out "
             f"{settings['folder']}` first"
         )
         return {"settings": settings, "results": {}, "summary": [], "skipped": reason}
-    shared = flat(read_settings(folders[0]))
+    shared = next(iter(finished.values())).settings
     settings["profile"] = {key: value for key, value in shared.items() if key != "seed"}
     by_seed = {
         run.settings["seed"]: {
             system: {key: metrics.get(key) for key in ("step", *SEED_METRICS)}
             for system, metrics in run.systems.items()
         }
-        for run in finished
+        for run in finished.values()
     }
     spread = {
         system: {
@@ -871,7 +870,7 @@ def bench_seeds(grid: Path, results_dir: Path) -> dict:
         for seed, m in by_seed.items()
         if None not in (m["grpo"]["pearson"], m["sft"]["pearson"])
     }
-    text, _, figure = compare.comparison([f for f, r in zip(folders, runs) if r in finished])
+    text, _, figure = compare.comparison(list(finished))
     out = results_dir / "seeds"
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(text)

@@ -75,6 +75,11 @@ class Conversations:
         return self._encoded[index]
 
 
+def vision_inputs(inputs: dict) -> dict:
+    """The clip tensors of model inputs: everything but the token rows."""
+    return {k: v for k, v in inputs.items() if k not in TOKEN_KEYS}
+
+
 def collate(examples: list[dict[str, torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad token rows and concatenate the vision tensors of single examples."""
     width = max(len(e["input_ids"]) for e in examples)
@@ -178,17 +183,14 @@ def shared_prefix_logits(
         cache.batch_repeat_interleave(len(input_ids))
     rest = input_ids[:, prefix:]
     embeds = embed(rest)
-    slots = rest == config.video_token_id
     features = torch.zeros(0, embeds.shape[-1], dtype=embeds.dtype, device=embeds.device)
     if grid is not None:
         clips = inner.get_video_features(vision["pixel_values_videos"], grid)
         features = torch.cat([f for f in clips for _ in range(video_repeats)]).to(embeds.dtype)
-    if int(slots.sum()) != len(features):
-        raise ValueError(
-            f"Video features and video tokens do not match: tokens: {int(slots.sum())}, "
-            f"features {len(features)}"
-        )
-    embeds = embeds.masked_scatter(slots.unsqueeze(-1).expand_as(embeds), features)
+    # the model's own check that every video token gets one feature row (a sampled
+    # <|video_pad|> would otherwise shift every clip's features)
+    _, slots = inner.get_placeholder_mask(rest, inputs_embeds=embeds, video_features=features)
+    embeds = embeds.masked_scatter(slots, features)
     hidden = inner.language_model(
         inputs_embeds=embeds,
         position_ids=positions[:, :, prefix:],
@@ -211,8 +213,7 @@ def answer_loss(model, inputs: dict, labels: torch.Tensor) -> torch.Tensor:
     looks (bench/README.md, "Where the time goes")."""
     targets = labels[:, 1:]  # position p predicts token p + 1
     positions = (targets != -100).any(dim=0).nonzero().squeeze(1)
-    vision = {k: v for k, v in inputs.items() if k not in TOKEN_KEYS}
-    logits = shared_prefix_logits(model, inputs["input_ids"], vision, positions)
+    logits = shared_prefix_logits(model, inputs["input_ids"], vision_inputs(inputs), positions)
     return torch.nn.functional.cross_entropy(
         logits.flatten(0, 1).float(), targets[:, positions].flatten(), ignore_index=-100
     )
@@ -685,7 +686,7 @@ def train_grpo(
         attention = torch.cat(
             [inputs["attention_mask"].repeat_interleave(s.generations, 0), mask.long()], 1
         )
-        vision = {k: v for k, v in inputs.items() if k not in TOKEN_KEYS}
+        vision = vision_inputs(inputs)
         with torch.no_grad():
             ref_logp = token_logprobs(
                 reference, sequences, attention, vision, prompt_len, s.generations

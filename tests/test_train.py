@@ -260,7 +260,7 @@ def test_grpo_log_probs_and_gradients_match_the_models_own_on_repeated_clips(
     attention = torch.cat([inputs["attention_mask"].repeat_interleave(group, 0), finished], 1)
     video_ids = [model.config.video_token_id, model.config.image_token_id]
     assert train.shared_prefix_length(sequences, video_ids, attention) > 100  # the system prompt
-    vision = {k: v for k, v in inputs.items() if k not in train.TOKEN_KEYS}
+    vision = train.vision_inputs(inputs)
     clips = torch.split(vision["pixel_values_videos"], vision["video_grid_thw"].prod(1).tolist())
     copies = {
         "pixel_values_videos": torch.cat([c for c in clips for _ in range(group)]),
