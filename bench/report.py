@@ -12,6 +12,8 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
+from recipe_utils.machine import usable_cores
+
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 README = BENCH_DIR / "README.md"
@@ -34,12 +36,11 @@ def machine() -> dict:
     import torch
     import transformers
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "usable_cores": usable,
+        "usable_cores": usable_cores(),
         "torch_threads": torch.get_num_threads(),
         "gpu": gpu,
         "torch": torch.__version__,

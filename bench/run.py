@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 from report import README, RESULTS_DIR, save_result, write_readme
 
+from recipe_utils.machine import usable_cores
 from recipe_utils.video import fit_pixels, frame_count, load_clip, per_frame_budget, write_clip
 
 REPO = Path(__file__).resolve().parent.parent
@@ -423,9 +424,7 @@ def bench_decode(clips: dict[str, list[Path]], repeats: int, workers: tuple[int,
         "workers": list(workers),
         "repeats": repeats,
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
-        "cores": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cores": usable_cores(),
     }
     return {"settings": settings, "results": results, "summary": summary}
 
