@@ -153,9 +153,12 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def load_model(path: str | Path, device: str = "auto", dtype: str = "auto"):
-    """Model and processor from a folder or hub id, left-padded for batched generation."""
+    """Model and processor from a folder or hub id, left-padded for batched generation, with
+    the patch embedding computed as a matrix product (`modeling.PatchEmbedMatmul`)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from .modeling import patch_embed_as_matmul
 
     device = resolve_device(device)
     if dtype == "auto":
@@ -163,6 +166,7 @@ def load_model(path: str | Path, device: str = "auto", dtype: str = "auto"):
     model = AutoModelForImageTextToText.from_pretrained(
         str(path), dtype=getattr(torch, dtype), attn_implementation="sdpa"
     ).to(device)
+    patch_embed_as_matmul(model)
     processor = AutoProcessor.from_pretrained(str(path), use_fast=True)
     processor.tokenizer.padding_side = "left"
     return model, processor

@@ -1,0 +1,39 @@
+import torch
+from transformers import AutoModelForImageTextToText
+
+from recipe_utils.modeling import PatchEmbedMatmul, patch_embed_as_matmul
+from recipe_utils.scoring import load_model
+
+
+def stock(path):
+    return AutoModelForImageTextToText.from_pretrained(str(path), attn_implementation="sdpa")
+
+
+def test_matmul_patch_embedding_computes_the_convolutions_features_and_gradients(tiny_model):
+    conv, swapped = stock(tiny_model), stock(tiny_model)
+    assert patch_embed_as_matmul(swapped)
+    assert isinstance(swapped.model.visual.patch_embed, PatchEmbedMatmul)
+    embed = conv.model.visual.patch_embed
+    patch = embed.in_channels * embed.temporal_patch_size * embed.patch_size**2
+    pixels = torch.randn(2 * 4 * 4, patch, generator=torch.Generator().manual_seed(0))
+    grid = torch.tensor([[2, 4, 4]])
+    features = [m.model.get_video_features(pixels, grid)[0] for m in (conv, swapped)]
+    torch.testing.assert_close(features[1], features[0], rtol=1e-5, atol=1e-5)
+    for f in features:
+        f.square().sum().backward()
+    grads = [m.model.visual.patch_embed.proj.weight.grad for m in (conv, swapped)]
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-4)
+
+
+def test_loaded_models_save_checkpoints_the_stock_class_loads(tiny_model, tmp_path):
+    model, _ = load_model(tiny_model, "cpu")
+    assert isinstance(model.model.visual.patch_embed, PatchEmbedMatmul)
+    assert model.state_dict().keys() == stock(tiny_model).state_dict().keys()
+    model.save_pretrained(tmp_path)
+    reloaded = stock(tmp_path).state_dict()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(reloaded[name], tensor), name
+
+
+def test_models_without_a_qwen_patch_embedding_are_left_alone():
+    assert not patch_embed_as_matmul(torch.nn.Linear(2, 2))
