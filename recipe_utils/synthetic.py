@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -349,6 +349,19 @@ def write_clip_row(out: Path, split: str, index: int, seed: int) -> dict:
     return row
 
 
+def rendered_rows(render_one: Callable[[int], dict], n: int, workers: int) -> Iterator[dict]:
+    """`render_one(index)` for every index, in order, by `workers` processes; an interrupted
+    caller cancels the clips not yet started instead of waiting for them."""
+    if workers <= 1:
+        yield from map(render_one, range(n))
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield from pool.map(render_one, range(n), chunksize=32)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
 def write_split(out: Path, split: str, n: int, seed: int, workers: int | None = None) -> list[dict]:
     """Render `n` clips of one split under `out/videos/` and write `out/<split>.jsonl`, with
     `workers` processes (default: one per usable core, for splits worth starting them). Each
@@ -357,18 +370,9 @@ def write_split(out: Path, split: str, n: int, seed: int, workers: int | None = 
     if workers is None:
         workers = min(usable_cores(), max(1, n // CLIPS_PER_WORKER))
     render_one = partial(write_clip_row, out, split, seed=seed)
-    bar = tqdm(total=n, desc=f"synth {split}", unit="clip")
-    with ExitStack() as stack:
-        if workers > 1:
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            rows_iter = stack.enter_context(pool).map(render_one, range(n), chunksize=32)
-        else:
-            rows_iter = map(render_one, range(n))
-        rows = []
-        for row in rows_iter:
-            rows.append(row)
-            bar.update()
-    bar.close()
+    rows = list(
+        tqdm(rendered_rows(render_one, n, workers), total=n, desc=f"synth {split}", unit="clip")
+    )
     lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
     (out / f"{split}.jsonl").write_text(lines)
     return rows
