@@ -711,7 +711,7 @@ def bench_sftstep(model_dir: Path, data_dir: Path, plan: Plan, work: Path) -> di
         rationale=sft["rationale"],
         **sft["video"],
     )
-    steps, cores = plan.sft_steps, os.cpu_count() or 1
+    steps, cores = plan.sft_steps, usable_cores()
     load = [round(x, 2) for x in os.getloadavg()]  # other jobs already running
     answer = ("answer_loss",)
     results: dict[str, dict] = {"as found": {}, f"{cores} busy processes besides": {}}

@@ -21,6 +21,7 @@ from pathlib import Path
 import toml
 
 from .config import REPO_ROOT, load_config, repo_path
+from .machine import usable_cores
 
 GPU_INSTALL = 'the GPU stack: `make gpu-install` (README, "The full reproduction on 8 GPUs")'
 
@@ -201,7 +202,7 @@ def check_redis(config: dict) -> Check | None:
 def check_cpus(config: dict) -> Check:
     scoring = config["scoring"]
     wanted = scoring["decode_workers"] + (scoring["replicas"] if scoring_gpus(config) == 0 else 1)
-    have = os.cpu_count() or 1
+    have = usable_cores()
     detail = f"{have} cores for {scoring['decode_workers']} decode workers and the replicas"
     if have < wanted:
         fix = f"lower scoring.decode_workers to {max(0, have - 1)} or run on a larger machine"

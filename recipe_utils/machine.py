@@ -6,8 +6,8 @@ import os
 
 
 def usable_cores() -> int:
-    """The cores this process may run on: its affinity, which a container or `taskset` narrows
-    below the machine's count."""
+    """The cores this process may run on: its affinity, which `taskset` or a container's cpuset
+    narrows below the machine's count (a CPU quota such as `docker --cpus` is not seen here)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from tqdm.std import tqdm as TextBar
 
+from .machine import usable_cores
 from .progress import tqdm
 from .scoring import (
     Parallel,
@@ -184,7 +185,7 @@ class LocalPipeline:
         self.outbox = self.context.Queue()
         groups = gpu_groups(parallel.replicas, spec)
         self.slots = [Slot(i, gpus) for i, gpus in enumerate(groups)]
-        self.threads = max(1, (os.cpu_count() or 1) // parallel.replicas)
+        self.threads = max(1, usable_cores() // parallel.replicas)
         self.depth = 2 + math.ceil(parallel.decode_workers / parallel.replicas)
         self.decoding: list[tuple[Future, Slot, int, list[dict]]] = []
         self.pool: ProcessPoolExecutor | None = None
@@ -353,7 +354,7 @@ def run_ray(jobs: list[Job], spec: ScorerSpec, parallel: Parallel, batch_size: i
     start_ray(parallel.replicas)
     gpus = replica_gpus(spec)
     resources = {"num_gpus": gpus} if gpus else {"num_cpus": 1}
-    threads = max(1, (os.cpu_count() or 1) // parallel.replicas)
+    threads = max(1, usable_cores() // parallel.replicas)
     for job in jobs:
         rows = [json.dumps(row) for batch in job.todo for row in batch]
         if not rows:

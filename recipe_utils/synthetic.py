@@ -351,7 +351,7 @@ def write_clip_row(out: Path, split: str, index: int, seed: int) -> dict:
 
 def rendered_rows(render_one: Callable[[int], dict], n: int, workers: int) -> Iterator[dict]:
     """`render_one(index)` for every index, in order, by `workers` processes; an interrupted
-    caller cancels the clips not yet started instead of waiting for them."""
+    caller cancels the chunks of clips not yet handed to a process instead of waiting for them."""
     if workers <= 1:
         yield from map(render_one, range(n))
         return

@@ -35,5 +35,21 @@ def test_loaded_models_save_checkpoints_the_stock_class_loads(tiny_model, tmp_pa
         assert torch.equal(reloaded[name], tensor), name
 
 
-def test_models_without_a_qwen_patch_embedding_are_left_alone():
+def test_bfloat16_models_get_the_convolutions_features(tiny_model):
+    model, _ = load_model(tiny_model, "cpu", "bfloat16")
+    conv = AutoModelForImageTextToText.from_pretrained(str(tiny_model), dtype=torch.bfloat16)
+    pixels = torch.randn(2 * 4 * 4, 3 * 2 * 14 * 14, generator=torch.Generator().manual_seed(1))
+    grid = torch.tensor([[2, 4, 4]])
+    features = [m.model.get_video_features(pixels, grid)[0] for m in (conv, model)]
+    assert features[1].dtype == torch.bfloat16
+    torch.testing.assert_close(features[1], features[0], rtol=0.05, atol=0.05)
+
+
+def test_convolutions_that_are_not_one_product_per_patch_are_left_alone(tiny_model):
+    model = stock(tiny_model)
+    embed = model.model.visual.patch_embed
+    overlapping = torch.nn.Conv3d(3, embed.embed_dim, (2, 14, 14), stride=(1, 14, 14), bias=False)
+    embed.proj = overlapping
+    assert not patch_embed_as_matmul(model)
+    assert model.model.visual.patch_embed is embed and embed.proj is overlapping
     assert not patch_embed_as_matmul(torch.nn.Linear(2, 2))
