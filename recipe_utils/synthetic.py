@@ -39,6 +39,7 @@ FPS = 8
 # Fewer clips than this per extra process render faster in one (a process starts in ~0.5 s;
 # a clip takes ~17 ms to render and encode).
 CLIPS_PER_WORKER = 64
+RENDER_CHUNK = 32  # clips handed to a rendering process at a time
 FLOOR = 96  # floor surface (pixel row); the floor band below it is drawn over the objects
 WALL = 100  # wall surface (pixel column) in scenes that have a wall
 GRAVITY = 420.0  # px / s^2
@@ -357,7 +358,7 @@ def rendered_rows(render_one: Callable[[int], dict], n: int, workers: int) -> It
         return
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        yield from pool.map(render_one, range(n), chunksize=32)
+        yield from pool.map(render_one, range(n), chunksize=RENDER_CHUNK)
     finally:
         pool.shutdown(cancel_futures=True)
 

@@ -125,11 +125,11 @@ def test_benchmark_files_are_decodable_labelled_and_reproducible(tmp_path):
 
 
 def test_rendering_processes_write_the_same_files_as_one(tmp_path):
-    # 70 clips: three chunks of 32, so both processes render some
-    one = S.generate(tmp_path / "one", n_train=70, n_test=6, seed=3, workers=1)
-    two = S.generate(tmp_path / "two", n_train=70, n_test=6, seed=3, workers=2)
+    n_train = 2 * S.RENDER_CHUNK + 6  # three chunks, so both processes render some
+    one = S.generate(tmp_path / "one", n_train=n_train, n_test=6, seed=3, workers=1)
+    two = S.generate(tmp_path / "two", n_train=n_train, n_test=6, seed=3, workers=2)
     files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
-    assert len(files) == 2 + 76
+    assert len(files) == 2 + n_train + 6
     assert files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
     assert all((one / f).read_bytes() == (two / f).read_bytes() for f in files)
 
