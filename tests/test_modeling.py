@@ -5,19 +5,26 @@ from recipe_utils.modeling import PatchEmbedMatmul, patch_embed_as_matmul
 from recipe_utils.scoring import load_model
 
 
-def stock(path):
-    return AutoModelForImageTextToText.from_pretrained(str(path), attn_implementation="sdpa")
+def stock(path, dtype=torch.float32):
+    return AutoModelForImageTextToText.from_pretrained(
+        str(path), dtype=dtype, attn_implementation="sdpa"
+    )
+
+
+def video_features(models, seed: int) -> list[torch.Tensor]:
+    """Each model's features of the same random clip (2 frames of 4x4 patches)."""
+    embed = models[0].model.visual.patch_embed
+    patch = embed.in_channels * embed.temporal_patch_size * embed.patch_size**2
+    pixels = torch.randn(2 * 4 * 4, patch, generator=torch.Generator().manual_seed(seed))
+    grid = torch.tensor([[2, 4, 4]])
+    return [m.model.get_video_features(pixels, grid)[0] for m in models]
 
 
 def test_matmul_patch_embedding_computes_the_convolutions_features_and_gradients(tiny_model):
     conv, swapped = stock(tiny_model), stock(tiny_model)
     assert patch_embed_as_matmul(swapped)
     assert isinstance(swapped.model.visual.patch_embed, PatchEmbedMatmul)
-    embed = conv.model.visual.patch_embed
-    patch = embed.in_channels * embed.temporal_patch_size * embed.patch_size**2
-    pixels = torch.randn(2 * 4 * 4, patch, generator=torch.Generator().manual_seed(0))
-    grid = torch.tensor([[2, 4, 4]])
-    features = [m.model.get_video_features(pixels, grid)[0] for m in (conv, swapped)]
+    features = video_features((conv, swapped), seed=0)
     torch.testing.assert_close(features[1], features[0], rtol=1e-5, atol=1e-5)
     for f in features:
         f.square().sum().backward()
@@ -37,10 +44,7 @@ def test_loaded_models_save_checkpoints_the_stock_class_loads(tiny_model, tmp_pa
 
 def test_bfloat16_models_get_the_convolutions_features(tiny_model):
     model, _ = load_model(tiny_model, "cpu", "bfloat16")
-    conv = AutoModelForImageTextToText.from_pretrained(str(tiny_model), dtype=torch.bfloat16)
-    pixels = torch.randn(2 * 4 * 4, 3 * 2 * 14 * 14, generator=torch.Generator().manual_seed(1))
-    grid = torch.tensor([[2, 4, 4]])
-    features = [m.model.get_video_features(pixels, grid)[0] for m in (conv, model)]
+    features = video_features((stock(tiny_model, torch.bfloat16), model), seed=1)
     assert features[1].dtype == torch.bfloat16
     torch.testing.assert_close(features[1], features[0], rtol=0.05, atol=0.05)
 
