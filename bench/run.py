@@ -445,12 +445,17 @@ def sweep_passes(config: dict) -> int:
 
 
 def model_seconds(tokens: dict, gpu: dict | None, new_tokens: int) -> tuple[float, str]:
-    """GPU seconds per clip for one 7B replica: measured by bench/gpu.py when it ran on a GPU,
-    else the compute bound (2 x parameters x tokens at the H100's bf16 peak)."""
+    """GPU seconds per clip for one 7B replica: measured by bench/gpu.py when it ran on a GPU
+    (transformers' generate, the fastest batch size), else the compute bound (2 x parameters x
+    tokens at the H100's bf16 peak)."""
     if gpu and not gpu.get("skipped"):
         rows = [r for r in gpu["results"]["batches"] if "error" not in r]
         fastest = max(rows, key=lambda r: r["videos_per_s"])
-        return 1 / fastest["videos_per_s"], f"measured on {gpu['machine']['gpu']} (bench/gpu.py)"
+        source = (
+            f"measured on {gpu['machine']['gpu']}, transformers backend, batch "
+            f"{fastest['batch_size']} (bench/gpu.py)"
+        )
+        return 1 / fastest["videos_per_s"], source
     import torch
     from gpu import PEAKS, TEXT_7B, VISION_7B, build_model, compute_flops, parameter_counts
 
@@ -985,8 +990,22 @@ def run_benchmarks(
         for name in names:
             print(f"benchmark {name} ...", flush=True)
             elapsed, outcome = timed(jobs[name])
+            kept = kept_measurement(results_dir, name, outcome)
+            if kept:
+                print(f"  {elapsed:.0f}s, not measured ({outcome['skipped']}); {kept}", flush=True)
+                continue
             path = save_result(name, results_dir=results_dir, **outcome)
             print(f"  {elapsed:.0f}s -> {path}", flush=True)
+
+
+def kept_measurement(results_dir: Path, name: str, outcome: dict) -> str | None:
+    """Why a skipped run leaves the recorded result alone: a CPU machine must not replace the
+    figures a lent GPU measured with "no CUDA device here". None when the outcome is saved."""
+    recorded = read_result(results_dir, name)
+    if not outcome.get("skipped") or not recorded or recorded.get("skipped"):
+        return None
+    where = recorded["machine"].get("gpu") or recorded["machine"]["cpu"]
+    return f"kept the measurement of {recorded['date'][:10]} on {where}"
 
 
 def set_threads(threads: int) -> None:

@@ -246,10 +246,24 @@ def test_cost_model_follows_the_recorded_decode_and_gpu_times(bench, tmp_path):
     row = outcome["results"]["720p"]
     clips = 3397 * bench.run.sweep_passes(load_config("full"))
     assert row["model_s_per_clip"] == 0.5
+    assert "transformers backend, batch 8" in row["model_time"]
     assert row["old_hours"] == round(clips * 1.5 / 3600, 2)  # decode, then the model, one GPU
     # 8 replicas could do 16 clips/s; 32 decode workers 32 clips/s: the GPUs bound it
     assert row["new_hours"] == round(clips / 16 / 3600, 2) and row["bound_by"] == "GPUs"
     assert row["decode_workers_to_feed_all_gpus"] == 16
+
+
+def test_a_run_without_a_gpu_keeps_the_gpu_figures_on_record(bench, tmp_path):
+    r = bench.report
+    no_gpu = {"settings": {}, "results": {}, "summary": [], "skipped": "no CUDA device here"}
+    assert bench.run.kept_measurement(tmp_path, "gpu", no_gpu) is None  # nothing recorded yet
+    r.save_result("gpu", results_dir=tmp_path, **no_gpu)
+    assert bench.run.kept_measurement(tmp_path, "gpu", no_gpu) is None  # a skip replaces a skip
+    measured = {"batches": [{"batch_size": 4, "videos_per_s": 0.66}]}
+    r.save_result("gpu", {}, measured, [], results_dir=tmp_path)
+    kept = bench.run.kept_measurement(tmp_path, "gpu", no_gpu)
+    assert kept.startswith("kept the measurement of ")
+    assert bench.run.kept_measurement(tmp_path, "gpu", dict(no_gpu, skipped=None)) is None
 
 
 def test_cost_model_waits_for_decode_results(bench, tmp_path):
