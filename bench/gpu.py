@@ -54,8 +54,11 @@ def peaks(device_name: str) -> tuple[float | None, float | None]:
 
 
 def build_model(processor, text: dict, vision: dict, device: str, dtype: torch.dtype):
-    """A randomly initialised Qwen2.5-VL of the given sizes, created directly on `device`."""
+    """A randomly initialised Qwen2.5-VL of the given sizes, created directly on `device`, with
+    the fast paths `scoring.load_model` gives every model (`modeling.use_fast_paths`)."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from recipe_utils.modeling import use_fast_paths
 
     ids = processor.tokenizer.convert_tokens_to_ids
     config = Qwen2_5_VLConfig(
@@ -72,6 +75,7 @@ def build_model(processor, text: dict, vision: dict, device: str, dtype: torch.d
         model = Qwen2_5_VLForConditionalGeneration._from_config(
             config, dtype=dtype, attn_implementation="sdpa"
         )
+    use_fast_paths(model)
     return model.eval()
 
 

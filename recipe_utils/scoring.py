@@ -154,11 +154,11 @@ def resolve_device(device: str = "auto") -> str:
 
 def load_model(path: str | Path, device: str = "auto", dtype: str = "auto"):
     """Model and processor from a folder or hub id, left-padded for batched generation, with
-    the patch embedding computed as a matrix product (`modeling.PatchEmbedMatmul`)."""
+    `modeling.use_fast_paths` applied (same arithmetic, same checkpoints)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from .modeling import patch_embed_as_matmul
+    from .modeling import use_fast_paths
 
     device = resolve_device(device)
     if dtype == "auto":
@@ -166,7 +166,7 @@ def load_model(path: str | Path, device: str = "auto", dtype: str = "auto"):
     model = AutoModelForImageTextToText.from_pretrained(
         str(path), dtype=getattr(torch, dtype), attn_implementation="sdpa"
     ).to(device)
-    patch_embed_as_matmul(model)
+    use_fast_paths(model)
     processor = AutoProcessor.from_pretrained(str(path), use_fast=True)
     processor.tokenizer.padding_side = "left"
     return model, processor
