@@ -245,6 +245,7 @@ def profile_7b(
         "model": "Qwen2.5-VL-7B architecture, random weights",
         "dtype": "bfloat16",
         "attention": "sdpa",
+        "fast_paths": "modeling.use_fast_paths (patch embedding as a product, vision windows batched)",
         "video": video,
         "frames": list(clip.frames.shape),
         "new_tokens": new_tokens,

@@ -990,22 +990,21 @@ def run_benchmarks(
         for name in names:
             print(f"benchmark {name} ...", flush=True)
             elapsed, outcome = timed(jobs[name])
-            kept = kept_measurement(results_dir, name, outcome)
-            if kept:
-                print(f"  {elapsed:.0f}s, not measured ({outcome['skipped']}); {kept}", flush=True)
-                continue
-            path = save_result(name, results_dir=results_dir, **outcome)
-            print(f"  {elapsed:.0f}s -> {path}", flush=True)
+            print(f"  {elapsed:.0f}s: {record_outcome(results_dir, name, outcome)}", flush=True)
 
 
-def kept_measurement(results_dir: Path, name: str, outcome: dict) -> str | None:
-    """Why a skipped run leaves the recorded result alone: a CPU machine must not replace the
-    figures a lent GPU measured with "no CUDA device here". None when the outcome is saved."""
+def record_outcome(results_dir: Path, name: str, outcome: dict) -> str:
+    """Save a benchmark's outcome, unless it measured nothing and a measurement is on record:
+    a machine without CUDA must not replace what a lent GPU measured with "no CUDA device
+    here", nor a machine without a course the course's times. Says what it did."""
     recorded = read_result(results_dir, name)
-    if not outcome.get("skipped") or not recorded or recorded.get("skipped"):
-        return None
-    where = recorded["machine"].get("gpu") or recorded["machine"]["cpu"]
-    return f"kept the measurement of {recorded['date'][:10]} on {where}"
+    if outcome.get("skipped") and recorded and not recorded.get("skipped"):
+        where = recorded["machine"].get("gpu") or recorded["machine"]["cpu"]
+        return (
+            f"not measured ({outcome['skipped']}); kept the measurement of "
+            f"{recorded['date'][:10]} on {where}"
+        )
+    return f"-> {save_result(name, results_dir=results_dir, **outcome)}"
 
 
 def set_threads(threads: int) -> None:

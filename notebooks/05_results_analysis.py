@@ -106,9 +106,11 @@ for metric in ("accuracy", "pearson"):
 # difference between two settings means something only when it is larger than that spread.
 
 # %%
-from recipe_utils.compare import comparison, find_runs
+from recipe_utils.compare import comparison, find_runs, readable_runs
 
-neighbours = find_runs(run.parent)
+neighbours, unreadable = readable_runs(find_runs(run.parent))
+for line in unreadable:
+    print(f"left out of the comparison: {line}")
 if len(neighbours) > 1:
     text, _, fig = comparison(neighbours)
     plots.save_figure(fig, out / "compare_runs.png")

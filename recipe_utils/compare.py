@@ -62,6 +62,20 @@ def find_runs(parent: Path) -> list[Path]:
     return sorted(folder for folder in parent.iterdir() if has_results(folder))
 
 
+def readable_runs(folders: list[Path]) -> tuple[list[Path], list[str]]:
+    """The folders that load as runs, and a line for each that does not: a run an older version
+    of the course wrote, or a half-written file, must not stop a lesson that only compares."""
+    readable, unreadable = [], []
+    for folder in folders:
+        try:
+            load_run(folder)
+        except (OSError, ValueError) as exc:
+            unreadable.append(f"{folder.name}: {exc}")
+        else:
+            readable.append(folder)
+    return readable, unreadable
+
+
 def varying(runs: list[Run]) -> list[str]:
     """The settings whose values differ between the runs: what the comparison is about."""
     keys = sorted({key for run in runs for key in run.settings})

@@ -6,6 +6,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
+    Qwen2_5_VLVisionAttention,
+    apply_rotary_pos_emb_vision,
+)
 
 
 class PatchEmbedMatmul(nn.Module):
@@ -27,7 +31,7 @@ class PatchEmbedMatmul(nn.Module):
 def patch_embed_as_matmul(model: nn.Module) -> bool:
     """Swap a Qwen2.5-VL model's patch embedding for `PatchEmbedMatmul`; other models are left
     as they are. Returns whether it swapped."""
-    visual = getattr(getattr(model, "model", None), "visual", None)
+    visual = vision_tower(model)
     proj = getattr(getattr(visual, "patch_embed", None), "proj", None)
     whole_patches = (
         isinstance(proj, nn.Conv3d)
@@ -64,10 +68,6 @@ class WindowBatchedAttention(nn.Module):
         position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
         **kwargs,
     ) -> torch.Tensor:
-        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
-            apply_rotary_pos_emb_vision,
-        )
-
         length = hidden_states.shape[0]
         qkv = self.qkv(hidden_states).reshape(length, 3, self.num_heads, -1)
         query, key, value = qkv.permute(1, 0, 2, 3).unbind(0)
@@ -85,12 +85,13 @@ def attention_by_window_size(
 ) -> torch.Tensor:
     """Attention within each window [cu_seqlens[i], cu_seqlens[i + 1]) of (tokens, heads, dim)
     tensors, one batched sdpa call per window length."""
-    starts = cu_seqlens[:-1].tolist()
-    sizes = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
+    bounds = cu_seqlens.tolist()  # one device-to-host copy per layer, as in transformers
     by_size: dict[int, list[int]] = {}
-    for start, size in zip(starts, sizes):
-        if size:
-            by_size.setdefault(size, []).append(start)
+    for start, end in zip(bounds, bounds[1:]):
+        if end > start:
+            by_size.setdefault(end - start, []).append(start)
+    if bounds[0] != 0 or bounds[-1] != query.shape[0]:
+        raise ValueError(f"windows span {bounds[0]}..{bounds[-1]}, not the {len(query)} tokens")
     if len(by_size) == 1:  # windows of one size tile the tokens: views, no copies
         size = next(iter(by_size))
         q, k, v = (t.unflatten(0, (-1, size)).transpose(1, 2) for t in (query, key, value))
@@ -114,12 +115,10 @@ def stack_windows(tokens: torch.Tensor, index: torch.Tensor, count: int) -> torc
 def batch_vision_windows(model: nn.Module) -> int:
     """Swap the sdpa vision attention of a Qwen2.5-VL model for `WindowBatchedAttention`; eager
     attention (which can return weights) and flash-attn (already one call per layer) are left
-    alone, as are other models. Returns how many blocks it swapped."""
-    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLVisionAttention
-
-    visual = getattr(getattr(model, "model", None), "visual", None)
+    alone, as are other models. Returns how many blocks it swapped. The choice is made here:
+    after `set_attn_implementation`, load the model again."""
     swapped = 0
-    for block in getattr(visual, "blocks", []):
+    for block in getattr(vision_tower(model), "blocks", []):
         attn = block.attn
         if isinstance(attn, Qwen2_5_VLVisionAttention) and (
             attn.config._attn_implementation == "sdpa"
@@ -127,6 +126,11 @@ def batch_vision_windows(model: nn.Module) -> int:
             block.attn = WindowBatchedAttention(attn)
             swapped += 1
     return swapped
+
+
+def vision_tower(model: nn.Module) -> nn.Module | None:
+    """A Qwen2.5-VL model's vision tower, or None for other models."""
+    return getattr(getattr(model, "model", None), "visual", None)
 
 
 def use_fast_paths(model: nn.Module) -> None:

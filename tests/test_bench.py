@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fake_runs import shifted, write_run
 
 from recipe_utils import compare
@@ -28,9 +29,11 @@ def bench():
         import gpu
         import report
         import run
+        import vision_attention
 
-        yield type("Bench", (), {"run": run, "report": report, "gpu": gpu})
-    for name in ("run", "report", "gpu"):
+        modules = {"run": run, "report": report, "gpu": gpu, "vision": vision_attention}
+        yield type("Bench", (), modules)
+    for name in ("run", "report", "gpu", "vision_attention"):
         sys.modules.pop(name, None)
 
 
@@ -192,6 +195,18 @@ def test_gpu_profile_splits_time_on_a_tiny_model(bench, clips):
     assert all(part in row for part in parts for row in rows)
 
 
+def test_vision_attention_ab_times_both_paths_on_the_same_clips(bench):
+    """The A/B runs on a GPU; here on the tiny vision tower, where the two paths agree to the bit
+    (windows of three sizes in a 20 x 36 frame)."""
+    from recipe_utils.tiny import VISION_SIZES
+
+    visual = bench.vision.vision_tower(VISION_SIZES, "cpu", torch.float32)
+    row = bench.vision.compare(visual, (2, 20, 36), batch=2, repeats=1)
+    assert row["batch"] == 2 and row["per_window_s"] > 0 and row["batched_s"] > 0
+    assert row["max_abs_difference"] == 0.0
+    assert type(visual.blocks[0].attn).__name__ == "Qwen2_5_VLVisionAttention"  # put back
+
+
 def test_compute_bound_is_two_flops_per_parameter_and_token(bench):
     row = {
         "batch_size": 2,
@@ -254,16 +269,18 @@ def test_cost_model_follows_the_recorded_decode_and_gpu_times(bench, tmp_path):
 
 
 def test_a_run_without_a_gpu_keeps_the_gpu_figures_on_record(bench, tmp_path):
-    r = bench.report
     no_gpu = {"settings": {}, "results": {}, "summary": [], "skipped": "no CUDA device here"}
-    assert bench.run.kept_measurement(tmp_path, "gpu", no_gpu) is None  # nothing recorded yet
-    r.save_result("gpu", results_dir=tmp_path, **no_gpu)
-    assert bench.run.kept_measurement(tmp_path, "gpu", no_gpu) is None  # a skip replaces a skip
-    measured = {"batches": [{"batch_size": 4, "videos_per_s": 0.66}]}
-    r.save_result("gpu", {}, measured, [], results_dir=tmp_path)
-    kept = bench.run.kept_measurement(tmp_path, "gpu", no_gpu)
-    assert kept.startswith("kept the measurement of ")
-    assert bench.run.kept_measurement(tmp_path, "gpu", dict(no_gpu, skipped=None)) is None
+    path = tmp_path / "gpu.json"
+    assert bench.run.record_outcome(tmp_path, "gpu", no_gpu).startswith("->")  # nothing yet
+    assert json.loads(path.read_text())["skipped"] == "no CUDA device here"
+    measured = dict(no_gpu, results={"batches": [{"batch_size": 4, "videos_per_s": 1.28}]})
+    del measured["skipped"]
+    bench.run.record_outcome(tmp_path, "gpu", measured)  # a measurement replaces a skip
+    on_record = path.read_text()
+    message = bench.run.record_outcome(tmp_path, "gpu", no_gpu)
+    assert "kept the measurement of" in message and path.read_text() == on_record
+    bench.run.record_outcome(tmp_path, "gpu", dict(measured, results={"batches": []}))
+    assert json.loads(path.read_text())["results"] == {"batches": []}  # measurements replace
 
 
 def test_cost_model_waits_for_decode_results(bench, tmp_path):

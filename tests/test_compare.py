@@ -7,7 +7,7 @@ import pytest
 from fake_runs import shifted, write_run
 
 from recipe_utils import cli
-from recipe_utils.compare import compare_runs, comparison, find_runs
+from recipe_utils.compare import compare_runs, comparison, find_runs, readable_runs
 from recipe_utils.config import load_config, run_dir
 
 
@@ -85,6 +85,20 @@ def test_find_runs_lists_the_folders_with_results(seeds, tmp_path):
     (tmp_path / "empty").mkdir()
     run_dir(load_config("smoke", {"seed": 7}), tmp_path / "not_scored")
     assert find_runs(tmp_path) == seeds
+
+
+def test_a_run_an_older_course_wrote_is_left_out_with_its_reason(seeds):
+    old = seeds[1] / "03_sft" / "metrics.json"
+    metrics = json.loads(old.read_text())
+    del metrics["selected"]  # written before checkpoints were chosen on validation
+    old.write_text(json.dumps(metrics))
+    (seeds[2] / "zero_shot" / "metrics.json").write_text('{"accuracy": 0.')  # cut short
+    readable, unreadable = readable_runs(seeds)
+    assert readable == seeds[:1]
+    assert (
+        unreadable[0].startswith("seed=1: ") and "no step selected on validation" in unreadable[0]
+    )
+    assert unreadable[1].startswith("seed=2: ")
 
 
 def test_compare_errors_name_the_folder_and_what_to_do(seeds, tmp_path, capsys):

@@ -1,9 +1,11 @@
+import pytest
 import torch
 from transformers import AutoModelForImageTextToText
 
 from recipe_utils.modeling import (
     PatchEmbedMatmul,
     WindowBatchedAttention,
+    attention_by_window_size,
     batch_vision_windows,
     patch_embed_as_matmul,
 )
@@ -67,7 +69,7 @@ def test_convolutions_that_are_not_one_product_per_patch_are_left_alone(tiny_mod
 
 def test_batched_vision_windows_give_the_per_window_features_and_gradients(tiny_model):
     """On a CPU the arithmetic is the same to the bit: a checkpoint trained either way is the
-    same checkpoint. 20x36 patches cut the frames into windows of four sizes (the general path);
+    same checkpoint. 20x36 patches cut the frames into windows of three sizes (the general path);
     8x8 patches give windows of one size (the path the smoke clips take)."""
     for grid in ((2, 20, 36), (4, 8, 8)):
         per_window, batched = stock(tiny_model), stock(tiny_model)
@@ -88,3 +90,10 @@ def test_eager_vision_attention_is_left_alone(tiny_model):
     model = stock(tiny_model, attention="eager")
     assert batch_vision_windows(model) == 0
     assert not any(isinstance(b.attn, WindowBatchedAttention) for b in model.model.visual.blocks)
+
+
+def test_windows_must_cover_every_token():
+    """transformers' own loop fails on such bounds too (its split sizes do not add up)."""
+    tokens = torch.randn(128, 2, 8)
+    with pytest.raises(ValueError, match="not the 128 tokens"):
+        attention_by_window_size(tokens, tokens, tokens, torch.tensor([0, 64]), scale=1.0)
