@@ -1,7 +1,8 @@
 """A/B of Qwen2.5-VL's vision attention: transformers' own sdpa path, which runs one window at
 a time, against `modeling.WindowBatchedAttention`, one call per window size. The 7B vision tower
 with random bf16 weights gets the recipe's scoring frames of an 832x480 clip (40 x 20 x 36
-patches). Needs CUDA; on a lent H200 it gave 2.6x at batch 1 and 3.1x at batch 4 (bench/README).
+patches). Needs CUDA; on two lent H200 machines it gave 2.6-3.8x at batch 1 and 3.1-4.7x at
+batch 4, with equal outputs (bench/README).
 
     python bench/vision_attention.py [--batches 1 4] [--repeats 3]
 """
@@ -83,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs; the fastest counts")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
-        print("error: needs a CUDA device (the 7B vision tower on a CPU takes minutes per clip)")
+        print(
+            "error: needs a CUDA device (the 7B vision tower takes minutes per clip on a CPU)",
+            file=sys.stderr,
+        )
         return 2
     from gpu import VISION_7B
 
