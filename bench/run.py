@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import av
@@ -1027,6 +1027,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument(
+        "--gpu-batch-sizes",
+        type=int,
+        nargs="+",
+        help="batch sizes for the gpu benchmark (default: the plan's, 1 to 32; quick: 1 and 4)",
+    )
+    parser.add_argument(
         "--course-dir",
         type=Path,
         default=COURSE_DIR,
@@ -1046,6 +1052,8 @@ def main(argv: list[str] | None = None) -> int:
             run_course()
         set_threads(args.threads)
         plan = QUICK if args.quick else FULL
+        if args.gpu_batch_sizes:
+            plan = replace(plan, gpu_batch_sizes=tuple(args.gpu_batch_sizes))
         run_benchmarks(
             args.only or [name for name in BENCHMARKS if name not in ON_REQUEST],
             plan,
