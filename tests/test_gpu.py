@@ -1,9 +1,15 @@
-"""GPU paths: run when CUDA is there (a lent GPU machine), skipped on CPU-only machines and in CI."""
+"""GPU paths: run when CUDA is there (a lent GPU machine), skipped on CPU-only machines and in CI.
+`pytest -m gpu` is the check to run first on a new GPU machine (bench/README, "On a lent GPU")."""
+
+import json
+import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from recipe_utils.scoring import Sampling, TransformersScorer, VllmScorer
+from recipe_utils import cli
+from recipe_utils.scoring import Parallel, Sampling, TransformersScorer, VllmScorer, score_split
 from recipe_utils.videophy2 import load_rows
 
 pytestmark = [
@@ -36,3 +42,51 @@ def test_vllm_backend_generates(tiny_model, prompt, synth):
     )
     records = scorer.score(load_rows(synth, "test").rows[:4])
     assert [len(r["raw"]) for r in records] == [2, 2, 2, 2]
+
+
+def gpu_answers(model: Path, synth: Path, out: Path, how: Parallel | None = None) -> dict:
+    """Each clip's raw answers from a greedy run of the test split on the GPU."""
+    predictions = score_split(
+        model,
+        synth,
+        "test",
+        out,
+        "prompts/video_reward.yaml",
+        {"fps": 4, "total_pixels": 8192 * 28 * 28},
+        Sampling(greedy=True, max_tokens=16),
+        batch_size=4,
+        report=False,
+        parallel=how,
+        device="cuda",
+    )
+    records = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert len(records) == len({r["id"] for r in records}), "a clip was written twice"
+    return {r["id"]: r["raw"] for r in records}
+
+
+def test_decode_workers_feed_a_gpu_replica_the_default_predictions(tiny_model, synth, tmp_path):
+    torch.cuda.reset_peak_memory_stats()
+    default = gpu_answers(tiny_model, synth, tmp_path / "default")
+    assert torch.cuda.max_memory_allocated() > 0  # the one-process default ran on the GPU
+    assert len(default) == len(load_rows(synth, "test").rows)
+    fed = gpu_answers(tiny_model, synth, tmp_path / "fed", Parallel(decode_workers=2))
+    assert fed == default
+
+
+@pytest.mark.slow
+def test_local_sft_then_grpo_train_on_the_gpu(tmp_path):
+    """The smoke profile's in-process trainers on CUDA (bf16), a few steps each."""
+    settings = ["--set", "sft.steps=20", "--set", "grpo.steps=2"]
+    torch.cuda.reset_peak_memory_stats()
+    for kind in ("sft", "grpo"):
+        argv = ["train", kind, "--profile", "smoke", "--out", str(tmp_path), *settings]
+        assert cli.main(argv) == 0, kind
+    assert torch.cuda.max_memory_allocated() > 0
+    logs = {
+        kind: [json.loads(line) for line in (tmp_path / kind / "train_log.jsonl").open()]
+        for kind in ("sft", "grpo")
+    }
+    assert [r["step"] for r in logs["sft"]] == list(range(1, 21))
+    assert all(math.isfinite(r["loss"]) for r in logs["sft"])
+    assert [r["step"] for r in logs["grpo"]] == [1, 2]
+    assert all(math.isfinite(r["reward_mean"]) for r in logs["grpo"])
