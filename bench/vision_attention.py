@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+from functools import partial
 
 import torch
+from gpu import VISION_7B, clock
 from torch import nn
 
 GRID_832X480 = (40, 20, 36)  # frames / 2, patches down, patches across
 
 
-def vision_tower(sizes: dict, device: str, dtype: torch.dtype) -> nn.Module:
+def build_vision_tower(sizes: dict, device: str, dtype: torch.dtype) -> nn.Module:
     """A randomly initialised Qwen2.5-VL vision tower of the given sizes, with sdpa attention."""
     from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
@@ -47,11 +48,14 @@ def compare(visual: nn.Module, grid: tuple[int, int, int], batch: int, repeats: 
         "per_window": [block.attn for block in visual.blocks],
         "batched": [WindowBatchedAttention(block.attn) for block in visual.blocks],
     }
+    run = partial(visual, pixels, grid_thw=grid_thw)
     seconds, outputs = {}, {}
     for name, modules in attention.items():
         for block, module in zip(visual.blocks, modules):
             block.attn = module
-        seconds[name], outputs[name] = fastest(lambda: visual(pixels, grid_thw=grid_thw), repeats)
+        with torch.no_grad():
+            outputs[name] = run()  # also the warm-up
+            seconds[name] = clock(run, str(param.device), repeats)
     for block, module in zip(visual.blocks, attention["per_window"]):
         block.attn = module
     difference = (outputs["batched"].float() - outputs["per_window"].float()).abs().max()
@@ -61,21 +65,6 @@ def compare(visual: nn.Module, grid: tuple[int, int, int], batch: int, repeats: 
         "speedup": round(seconds["per_window"] / seconds["batched"], 2),
         "max_abs_difference": difference.item(),
     }
-
-
-def fastest(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    """Fastest of `repeats` synchronised runs after one warm-up, and the last output."""
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    with torch.no_grad():
-        out = fn()
-        times = []
-        for _ in range(repeats):
-            sync()
-            start = time.perf_counter()
-            out = fn()
-            sync()
-            times.append(time.perf_counter() - start)
-    return min(times), out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,9 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from gpu import VISION_7B
-
-    visual = vision_tower(VISION_7B, "cuda", torch.bfloat16)
+    visual = build_vision_tower(VISION_7B, "cuda", torch.bfloat16)
     for batch in args.batches:
         print(compare(visual, GRID_832X480, batch, args.repeats), flush=True)
     return 0

@@ -200,7 +200,7 @@ def test_vision_attention_ab_times_both_paths_on_the_same_clips(bench):
     (windows of three sizes in a 20 x 36 frame)."""
     from recipe_utils.tiny import VISION_SIZES
 
-    visual = bench.vision.vision_tower(VISION_SIZES, "cpu", torch.float32)
+    visual = bench.vision.build_vision_tower(VISION_SIZES, "cpu", torch.float32)
     row = bench.vision.compare(visual, (2, 20, 36), batch=2, repeats=1)
     assert row["batch"] == 2 and row["per_window_s"] > 0 and row["batched_s"] > 0
     assert row["max_abs_difference"] == 0.0
