@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from predictions import answers
 
 from recipe_utils import cli
 from recipe_utils.scoring import Parallel, Sampling, TransformersScorer, VllmScorer, score_split
@@ -59,9 +60,7 @@ def gpu_answers(model: Path, synth: Path, out: Path, how: Parallel | None = None
         parallel=how,
         device="cuda",
     )
-    records = [json.loads(line) for line in predictions.read_text().splitlines()]
-    assert len(records) == len({r["id"] for r in records}), "a clip was written twice"
-    return {r["id"]: r["raw"] for r in records}
+    return answers(predictions)
 
 
 def test_decode_workers_feed_a_gpu_replica_the_default_predictions(tiny_model, synth, tmp_path):

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from predictions import answers
 
 from recipe_utils import parallel
 from recipe_utils.scoring import Parallel, Sampling, ScorerSpec, score_split, sweep_checkpoints
@@ -12,12 +13,6 @@ from recipe_utils.scoring import Parallel, Sampling, ScorerSpec, score_split, sw
 VIDEO = {"fps": 4, "total_pixels": 8192 * 28 * 28}
 SAMPLING = Sampling(greedy=True, max_tokens=16)
 LIMIT = 6
-
-
-def answers(predictions: Path) -> dict[str, list[str]]:
-    records = [json.loads(line) for line in predictions.read_text().splitlines()]
-    assert len(records) == len({r["id"] for r in records}), "a clip was written twice"
-    return {r["id"]: r["raw"] for r in records}
 
 
 def score(model, synth, out, how: Parallel | None = None) -> Path:
