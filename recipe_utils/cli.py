@@ -10,6 +10,10 @@ import argparse
 import json
 import sys
 
+from .prompts import PROMPTS_DIR
+
+DEFAULT_PROMPT = str(PROMPTS_DIR / "video_reward.yaml")  # the benchmark's, wherever one runs
+
 
 def cmd_tiny_model(args: argparse.Namespace) -> None:
     from .tiny import build_tiny_model
@@ -112,9 +116,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     labels = None
     if args.labels:
-        from .videophy2 import load_rows
+        from .videophy2 import load_labels
 
-        labels = {row["id"]: row["pc"] for row in load_rows(args.labels, args.split).rows}
+        labels = load_labels(args.labels, args.split)
     metrics = evaluate(args.predictions, args.out, labels=labels)
     keys = ("n", "accuracy", "pearson", "spearman", "mae", "within1", "parse_failure_rate")
     print(
@@ -163,6 +167,16 @@ def positive(text: str) -> int:
     return value
 
 
+def keep_bar(text: str) -> float:
+    """--keep-above: a number on the 1..5 scale (ranking.check_bar)."""
+    from .ranking import check_bar
+
+    try:
+        return check_bar(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -195,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--split", help="split name (hub split or FOLDER/SPLIT.jsonl)")
     p.add_argument("--out", required=True, help="folder for the saved dataset")
-    p.add_argument("--prompt", default="prompts/video_reward.yaml", help="prompt YAML file")
+    p.add_argument(
+        "--prompt", default=DEFAULT_PROMPT, help="prompt YAML file (default: %(default)s)"
+    )
     p.add_argument(
         "--balance-labels", action="store_true", help="resample every pc value to equal counts"
     )
@@ -222,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="split name (benchmark folder or hub dataset)")
     p.add_argument("--out", required=True, help="output folder (predictions.jsonl, report.html)")
     p.add_argument("--backend", choices=["transformers", "vllm"], default="transformers")
-    p.add_argument("--prompt", default="prompts/video_reward.yaml", help="prompt YAML file")
+    p.add_argument(
+        "--prompt", default=DEFAULT_PROMPT, help="prompt YAML file (default: %(default)s)"
+    )
     p.add_argument("--limit", type=int, help="score at most this many videos")
     p.add_argument("--samples", type=int, default=1, help="answers sampled per video")
     p.add_argument("--batch-size", type=int, default=8, help="videos per generate call")
@@ -235,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per vLLM engine")
     p.add_argument(
         "--keep-above",
-        type=float,
+        type=keep_bar,
         metavar="X",
         help="write kept.txt (clips whose expected score, or answer, is above X) and dropped.txt",
     )
@@ -265,8 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="metrics.json to write")
     p.add_argument(
         "--labels",
-        help="rows with human scores (`pc`) matched to the predictions by id, for clips scored "
-        "without them: a .jsonl/.parquet/.csv file, benchmark folder (with --split) or hub id",
+        help="scores found later (`pc`) matched to the predictions by `id`, or by the "
+        "`video_url` a clip was scored from: a .jsonl/.parquet/.csv file, benchmark folder "
+        "(with --split) or hub id",
     )
     p.add_argument("--split", help="split of --labels")
     p.set_defaults(func=cmd_evaluate)
@@ -336,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     except (CourseError, ValueError, OSError, ImportError) as exc:  # errors written for users
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: what was written is kept; run the same command to go on",
+            file=sys.stderr,
+        )
+        return 130
     return code or 0
 
 

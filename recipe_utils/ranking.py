@@ -9,6 +9,7 @@ Clips without a score (a failed video, an unparsed answer) come last and are nev
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from .videophy2 import is_url
@@ -61,9 +62,20 @@ def write_ranking(records: list[dict], path: str | Path) -> Path:
     return path
 
 
+def check_bar(above: float) -> float:
+    """A keep-above bar on the 1..5 scale: at or past its ends it keeps every clip or none."""
+    if not (math.isfinite(above) and 1 <= above < 5):
+        raise ValueError(
+            f"the bar to keep clips above must be at least 1 and below 5 (scores run 1..5), "
+            f"got {above}"
+        )
+    return above
+
+
 def write_keep_lists(records: list[dict], out_dir: str | Path, above: float) -> tuple[Path, Path]:
     """`kept.txt` (clips scoring above `above`, best first) and `dropped.txt` (the rest), one
     clip per line, ready for `xargs` or a data loader."""
+    check_bar(above)
     out_dir = Path(out_dir)
     kept, dropped = [], []
     for record in ranked(records):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import posixpath
 import textwrap
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from .clips import violations
 from .progress import tqdm
+from .ranking import clip_of
 from .video import VideoError, load_clip
 
 THUMB_PIXELS = 112 * 112
@@ -62,12 +64,18 @@ def row_html(record: dict, frames: int) -> str:
     if record.get("error"):
         raws += f"<pre>error: {html.escape(record['error'])}</pre>"
     expected = "" if record.get("expected") is None else f"{record['expected']:.2f}"
+    clip = posixpath.basename(clip_of(record).replace("\\", "/"))  # tells clip.avi from clip.mkv
     return (
         f'<tr class="{verdict(record)}"><td>{html.escape(str(record["id"]))}<br>'
-        f'{html.escape(record.get("caption", ""))}</td><td class="frames">{images}</td>'
-        f"<td>{record.get('pc', '')}</td><td>{record.get('pred') if record.get('pred') is not None else '—'}"
+        f"{html.escape(clip)}<br>"
+        f'{html.escape(record.get("caption") or "")}</td><td class="frames">{images}</td>'
+        f"<td>{_shown(record.get('pc'))}</td><td>{_shown(record.get('pred'))}"
         f"</td><td>{expected}</td><td>{raws}</td></tr>"
     )
+
+
+def _shown(score: int | None) -> str:
+    return "—" if score is None else str(score)
 
 
 def write_report(

@@ -16,7 +16,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -152,6 +152,27 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def check_model(path: str | Path) -> str:
+    """The model as transformers and vLLM take it, or one line on why it cannot be one: a local
+    folder must hold a saved model (config.json), anything else must read as a hub id."""
+    from .videophy2 import HUB_ID
+
+    name = str(path)
+    folder = Path(name)
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ValueError(
+                f"{name}: not a model folder (no config.json); give a folder written by "
+                "save_pretrained, e.g. a checkpoint's step_N folder, or a hub id"
+            )
+        return name
+    if folder.exists():
+        raise ValueError(f"{name}: a file, not a model folder or a hub id")
+    if not HUB_ID.match(name):
+        raise ValueError(f"{name}: no such model folder (a hub id reads like owner/name)")
+    return name
+
+
 def load_model(path: str | Path, device: str = "auto", dtype: str = "auto"):
     """Model and processor from a folder or hub id, left-padded for batched generation, with
     `modeling.use_fast_paths` applied (same arithmetic, same checkpoints)."""
@@ -160,6 +181,7 @@ def load_model(path: str | Path, device: str = "auto", dtype: str = "auto"):
 
     from .modeling import use_fast_paths
 
+    path = check_model(path)
     device = resolve_device(device)
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
@@ -315,7 +337,11 @@ class VllmScorer:
         max_model_len: int = 32768,
         llm=None,
     ):
-        self.model_path, self.prompt, self.video_settings = str(model_path), prompt, video_settings
+        self.model_path, self.prompt, self.video_settings = (
+            check_model(model_path),
+            prompt,
+            video_settings,
+        )
         self.sampling = sampling or Sampling()
         self.tensor_parallel_size, self.max_model_len = tensor_parallel_size, max_model_len
         self.llm = llm
@@ -428,6 +454,75 @@ def ensure_writable(folder: str | Path) -> Path:
     return folder
 
 
+# What an output folder's answers depend on; a resumed run must ask the same question.
+OUTPUT_RECORD = "scoring.json"
+
+
+PLACES = ("model", "source")  # recorded by location, so that a run folder can move
+
+
+def _place(value: str | Path, out_dir: Path) -> dict[str, str]:
+    """A model or source as an output folder records it: a local path both absolute and
+    relative to the folder (a run moved or copied with its data still matches), else as given."""
+    if not Path(str(value)).exists():
+        return {"name": str(value)}
+    absolute = os.path.abspath(value)
+    return {"path": absolute, "from_out": os.path.relpath(absolute, os.path.abspath(out_dir))}
+
+
+def _same_place(recorded: dict, now: dict) -> bool:
+    return any(recorded.get(key) == value for key, value in now.items())
+
+
+def bind_output(
+    out_dir: Path,
+    model: str | Path,
+    source: str | Path,
+    split: str | None,
+    prompt: Prompt,
+    video_settings: dict,
+    sampling: Sampling,
+) -> None:
+    """Record in `out_dir` what its answers are answers to, or refuse when it already holds
+    answers to something else: a resumed run skips the ids it finds, so scoring another folder
+    (whose files may share names) or another model into it would mix answers silently."""
+    inputs = {
+        "model": _place(model, out_dir),
+        "source": _place(source, out_dir),
+        "split": split,
+        "prompt": {"system": prompt.system, "user": prompt.user},
+        "video": video_settings,
+        "sampling": asdict(sampling),
+    }
+    path, answers = out_dir / OUTPUT_RECORD, out_dir / "predictions.jsonl"
+    if not path.exists() or not answers.exists() or not answers.stat().st_size:
+        path.write_text(json.dumps(inputs, indent=2))  # no answer yet: a corrected run starts over
+        return
+    recorded = json.loads(path.read_text())
+    differs = [
+        key
+        for key, value in inputs.items()
+        if not (
+            _same_place(recorded.get(key) or {}, value)
+            if key in PLACES
+            else recorded.get(key) == json.loads(json.dumps(value))
+        )
+    ]
+    if differs:
+        before = [_recorded(key, recorded.get(key)) for key in differs if key in (*PLACES, "split")]
+        raise ValueError(
+            f"{out_dir} holds answers to another {', '.join(differs)}"
+            + (f" ({'; '.join(before)})" if before else "")
+            + ": score into another --out, or delete that folder to start over"
+        )
+
+
+def _recorded(key: str, value) -> str:
+    if isinstance(value, dict):
+        value = value.get("path") or value.get("name")
+    return f"{key} was {value}"
+
+
 def repair_tail(path: Path) -> None:
     """Cut a final line left half-written by a killed run, so appends start on a fresh line."""
     if not path.exists() or path.stat().st_size == 0:
@@ -510,8 +605,9 @@ def intake(
     out_dir: Path,
     limit: int | None = None,
     videos_dir: str | Path | None = None,
-) -> tuple[list[dict], list[dict]]:
-    """The rows still to score, and a record (index, reason) of each source row that did not load.
+) -> tuple[list[dict], list[dict], dict[str, dict]]:
+    """The rows still to score, a record (index, reason) of each source row that did not load,
+    and every row the source holds now by id (a rerun reports on those alone, where they are).
 
     Human scores are optional. A row whose video cannot be fetched gets an error record in
     `predictions.jsonl` at once, so every loaded row ends there, scored or with its reason.
@@ -533,7 +629,7 @@ def intake(
         )
         rows = [row for row in rows if row["id"] not in lost]
     skipped = [{"index": index, "reason": why} for index, why in loaded.skipped]
-    return rows, skipped
+    return rows, skipped, {row["id"]: row for row in loaded.rows}
 
 
 def write_outputs(
@@ -624,19 +720,26 @@ def score_split(
 
     out_dir = ensure_writable(out_dir)
     prompt = load_prompt(prompt_path)
-    rows, skipped = intake(source, split, out_dir, limit, videos_dir)
+    sampling = sampling or Sampling()
+    bind_output(out_dir, model, source, split, prompt, video_settings, sampling)
+    rows, skipped, current = intake(source, split, out_dir, limit, videos_dir)
     predictions = out_dir / "predictions.jsonl"
     if rows and parallel is not None and parallel.active:
         from .parallel import score_models
 
-        spec = ScorerSpec(backend, prompt, video_settings, sampling or Sampling(), options)
+        spec = ScorerSpec(backend, prompt, video_settings, sampling, options)
         score_models({out_dir: model}, rows, spec, parallel, batch_size)
     elif rows:
-        scorer = make_scorer(
-            backend, model, prompt, video_settings, sampling or Sampling(), **options
-        )
+        scorer = make_scorer(backend, model, prompt, video_settings, sampling, **options)
         score_rows(scorer, rows, out_dir, batch_size, desc=f"scoring {Path(str(model)).name}")
+    # A clip removed from the source since an earlier run keeps its line but leaves the
+    # outputs; a clip whose folder moved is listed where it is now.
     records = read_predictions(predictions) if predictions.exists() else []
+    records = [
+        {**r, "video": current[r["id"]]["video"] or r.get("video")}
+        for r in records
+        if r["id"] in current
+    ]
     errors = [r for r in records if r.get("error")]
     failures = skipped + [
         {"id": r["id"], "video_url": r.get("video_url"), "reason": r["error"]} for r in errors
@@ -656,11 +759,23 @@ def score_checkpoints(checkpoints: dict[int, Path], out_dir: Path, **score_args)
     """Score the split with every checkpoint (each resumable in `out_dir/step_N`); metrics by
     step."""
     from .metrics import evaluate
+    from .prompts import load_prompt
 
     parallel = score_args.get("parallel")
     if parallel is not None and parallel.active:
         from .parallel import score_sweep
 
+        prompt = load_prompt(score_args["prompt_path"])
+        for step, path in checkpoints.items():  # a folder of other answers stops all, first
+            bind_output(
+                ensure_writable(out_dir / f"step_{step}"),
+                path,
+                score_args["source"],
+                score_args.get("split"),
+                prompt,
+                score_args["video_settings"],
+                score_args.get("sampling") or Sampling(),
+            )
         score_sweep(checkpoints, out_dir, **score_args)  # all steps at once; the loop reads them
     per_step = {}
     for step, path in checkpoints.items():

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import numbers
+import os
 import posixpath
 import random
 import re
@@ -225,7 +226,8 @@ def normalize_row(raw: object, base: Path | None, labels: bool = True) -> dict:
         raise RowError(f"`video_url`={url!r} is not an http(s) URL")
     sa, pc = _score(raw, "sa", labels), _score(raw, "pc", labels)
     row = {"id": _row_id(raw, url), "video_url": url, "sa": sa, "pc": pc}
-    row["video"] = None if is_url(url) else str((base / url).resolve())
+    # absolute, links kept: a user's symlinked clip is listed under its own name
+    row["video"] = None if is_url(url) else os.path.abspath(base / url)
     joint = None if sa is None or pc is None else int(sa >= 4 and pc >= 4)
     row["joint"] = _flag(raw, "joint", default=joint)
     row["is_hard"] = _flag(raw, "is_hard", default=0)
@@ -322,6 +324,11 @@ def _resolve(source: str | Path, split: str | None) -> tuple[Path | None, str | 
         splits = sorted(p.stem for p in path.glob("*.jsonl"))
         if split is None and not splits and _has_videos(path):
             return path, None
+        if split is None and not splits:
+            raise ValueError(
+                f"{path}: no video file in this folder or below ({', '.join(VIDEO_SUFFIXES)}) "
+                "and no SPLIT.jsonl"
+            )
         if split is None:
             raise ValueError(
                 f"{path} is a folder: also give the split (e.g. 'train' or 'test'); "
@@ -389,9 +396,42 @@ def load_rows(
         first_seen[row["id"]] = index
         rows.append(row)
     if skipped:
-        shown = "; ".join(f"row {i}: {why}" for i, why in skipped[:5])
+        shown = "; ".join(f"row {i + 1}: {why}" for i, why in skipped[:5])
         logger.warning("%s: skipped %d bad row(s): %s", file or hub_id, len(skipped), shown)
     return Rows(rows, skipped, str(file or hub_id), split)
+
+
+def load_labels(source: str | Path, split: str | None = None) -> dict[str, int]:
+    """`pc` by id from rows scored elsewhere (people's scores found later): a row needs `pc` and
+    either an `id` or the `video_url` its clip was scored from (the id is made from it)."""
+    file, hub_id = _resolve(source, split)
+    if file is not None and file.is_dir():
+        raise ValueError(f"{file} is a folder of videos: labels come as a .jsonl/.parquet/.csv")
+    if hub_id:
+        records = _read_hub(hub_id, split)
+        columns = records.column_names
+    else:
+        records, columns = _read_local(file)
+    name = str(file or hub_id)
+    if "pc" not in columns or not {"id", "video_url"} & set(columns):
+        raise ValueError(
+            f"{name}: labels need a `pc` column and an `id` or `video_url` column; "
+            f"found: {', '.join(map(repr, columns))}"
+        )
+    labels, skipped = {}, []
+    for index, raw in enumerate(records):
+        try:
+            if isinstance(raw, RowError):
+                raise raw
+            url = raw.get("video_url")
+            if _missing(raw.get("id")) and (_missing(url) or not isinstance(url, str)):
+                raise RowError("neither `id` nor `video_url` is given")
+            labels[_row_id(raw, str(url).strip())] = _score(raw, "pc", required=True)
+        except RowError as exc:
+            skipped.append(f"row {index + 1}: {exc}")
+    if skipped:
+        logger.warning("%s: skipped %d row(s): %s", name, len(skipped), "; ".join(skipped[:5]))
+    return labels
 
 
 # ----------------------------------------------------------------------------- videos

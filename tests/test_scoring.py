@@ -25,7 +25,7 @@ from recipe_utils.ranking import (
 )
 from recipe_utils.scoring import Sampling, TransformersScorer, VllmScorer
 from recipe_utils.video import write_clip
-from recipe_utils.videophy2 import load_rows
+from recipe_utils.videophy2 import load_rows, local_id
 
 VIDEO = {"fps": 4, "max_pixels": 112 * 112}
 
@@ -339,6 +339,93 @@ def test_score_a_folder_without_labels_ranks_and_filters(tiny_model, tmp_path):
     assert "No human scores" in (out / "report.html").read_text()
 
 
+def test_another_folder_or_model_scored_into_the_same_out_is_refused(tiny_model, tmp_path, capsys):
+    """Ids come from paths inside the source, so X/a.mp4 and Y/a.mp4 share one: resuming Y in
+    X's folder used to report X's answer for Y's clip and score nothing."""
+    first = clip_folder(tmp_path / "X", ["a.mp4"])
+    second = clip_folder(tmp_path / "Y", ["a.mp4", "b.mp4"])
+    out = tmp_path / "scores"
+    args = ["score", "--model", str(tiny_model), "--out", str(out), *CLI_VIDEO]
+    assert main([*args, "--source", str(first)]) == 0
+    assert main([*args, "--source", str(second)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"holds answers to another source (source was {first})" in err
+    assert main([*args, "--source", str(first), "--max-tokens", "7"]) == 2
+    assert "holds answers to another sampling" in capsys.readouterr().err
+    assert len(read_predictions(out / "predictions.jsonl")) == 1
+
+
+def test_a_moved_run_resumes_and_lists_clips_where_they_are_now(tiny_model, tmp_path):
+    """The folder of clips and its scores moved together: nothing is scored again, clips removed
+    since leave the outputs (their line stays), and the lists name the clips' new paths."""
+    clip_folder(tmp_path / "run" / "clips", ["a.mp4", "b.mp4", "c.mp4"])
+    args = [*CLI_VIDEO, "--keep-above", "1"]
+    run = tmp_path / "run"
+
+    def score(root: Path) -> int:
+        return main(["score", "--model", str(tiny_model), "--source", str(root / "clips"),
+                     "--out", str(root / "scores"), *args])  # fmt: skip
+
+    assert score(run) == 0
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    (moved / "clips" / "c.mp4").unlink()
+    lines = (moved / "scores" / "predictions.jsonl").read_text()
+    assert score(moved) == 0
+    assert (moved / "scores" / "predictions.jsonl").read_text() == lines  # nothing rescored
+    listed = (moved / "scores" / "kept.txt").read_text().splitlines()
+    listed += (moved / "scores" / "dropped.txt").read_text().splitlines()
+    assert sorted(listed) == [str(moved / "clips" / name) for name in ("a.mp4", "b.mp4")]
+    with (moved / "scores" / "ranking.csv").open(newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+
+
+def test_user_mistakes_in_score_end_in_one_line(tiny_model, tmp_path, capsys, monkeypatch):
+    clips = clip_folder(tmp_path / "clips", ["a.mp4"])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "not_a_model").mkdir()
+    given = {"--model": str(tiny_model), "--source": str(clips), "--out": str(tmp_path / "o")}
+    cases = {
+        "no video file in this folder or below": {"--source": str(tmp_path / "empty")},
+        "not a model folder (no config.json)": {"--model": str(tmp_path / "not_a_model")},
+        "no such model folder": {"--model": str(tmp_path / "missing")},
+    }
+    for message, change in cases.items():
+        args = [x for pair in (given | change).items() for x in pair]
+        assert main(["score", *args, *CLI_VIDEO]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    args = [x for pair in given.items() for x in pair]
+    with pytest.raises(SystemExit) as stopped:  # argparse's own one-line error
+        main(["score", *args, *CLI_VIDEO, "--keep-above", "6"])
+    assert stopped.value.code == 2
+    assert "must be at least 1 and below 5 (scores run 1..5), got 6" in capsys.readouterr().err
+    assert main(["score", *args, *CLI_VIDEO]) == 0  # the mistakes left nothing in the way
+    monkeypatch.chdir(tmp_path)  # the default prompt is the repository's, from any folder
+    assert main(["score", *args[:4], "--out", "s", *CLI_VIDEO]) == 0
+
+
+def test_an_interrupted_command_says_how_to_go_on(capsys, monkeypatch):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("recipe_utils.cli.cmd_evaluate", interrupted)
+    assert main(["evaluate", "--predictions", "p", "--out", "m"]) == 130
+    assert "run the same command to go on" in capsys.readouterr().err
+
+
+def test_a_linked_clip_is_listed_under_its_own_name(tiny_model, tmp_path):
+    clip = clip_folder(tmp_path / "elsewhere", ["real.mp4"]) / "real.mp4"
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "mine.mp4").symlink_to(clip)
+    out = tmp_path / "scores"
+    args = ["--source", str(tmp_path / "clips"), "--out", str(out), "--keep-above", "1"]
+    assert main(["score", "--model", str(tiny_model), *args, *CLI_VIDEO]) == 0
+    [record] = read_predictions(out / "predictions.jsonl")
+    assert record["video"] == str(tmp_path / "clips" / "mine.mp4")
+
+
 def test_rows_whose_download_failed_keep_their_line(tiny_model, tmp_path):
     """`score` dropped them: predictions.jsonl was shorter and evaluate's counts smaller."""
     clip_folder(tmp_path, ["videos/a.mp4"])
@@ -365,13 +452,10 @@ def test_rows_whose_download_failed_keep_their_line(tiny_model, tmp_path):
 
 
 def test_evaluate_joins_labels_given_later(tmp_path, capsys):
-    records = [{"id": "a", "pc": None, "pred": 4}, {"id": "b", "pc": None, "pred": 2}]
+    """Scores found later need only `pc` and the clip's id, or the video_url it was scored from."""
+    clip_id = local_id("gen/b.mp4")
+    records = [{"id": "a", "pc": None, "pred": 4}, {"id": clip_id, "pc": None, "pred": 2}]
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    labels = [
-        {"id": "a", "video_url": "a.mp4", "sa": 3, "pc": 4},
-        {"id": "b", "video_url": "b.mp4", "sa": 3, "pc": 3},
-    ]
-    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in labels))
     args = [
         "evaluate",
         "--predictions",
@@ -379,19 +463,22 @@ def test_evaluate_joins_labels_given_later(tmp_path, capsys):
         "--out",
         str(tmp_path / "m.json"),
     ]
-    assert main([*args, "--labels", str(tmp_path / "labels.jsonl")]) == 0
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"id,pc\na,4\n{clip_id},3\n")
+    assert main([*args, "--labels", str(labels)]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert (metrics["n"], metrics["accuracy"]) == (2, 0.5)
-    others = [dict(row, id=f"other_{row['id']}") for row in labels]
-    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in others))
-    assert main([*args, "--labels", str(tmp_path / "labels.jsonl")]) == 2
+    labels.write_text("id,video_url,pc\na,,4\n,gen/b.mp4,2\n")  # the second by its video_url
+    assert main([*args, "--labels", str(labels)]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == 1.0
+    labels.write_text("id,pc\nother_a,4\nother_b,3\n")
+    assert main([*args, "--labels", str(labels)]) == 2
     assert "no prediction's id is among the 2 labelled rows" in capsys.readouterr().err
-    unlabelled = [{k: v for k, v in row.items() if k != "pc"} for row in labels]
-    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in unlabelled))
-    assert main([*args, "--labels", str(tmp_path / "labels.jsonl")]) == 2
+    labels.write_text("id,sa\na,3\n")
+    assert main([*args, "--labels", str(labels)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "column `pc` is not in the header; found: 'id', 'video_url', 'sa'" in err
+    assert "labels need a `pc` column and an `id` or `video_url` column; found: 'id', 'sa'" in err
 
 
 def test_ranking_puts_the_best_first_and_keeps_only_scores_above_the_bar(tmp_path):
