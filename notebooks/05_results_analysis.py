@@ -63,7 +63,7 @@ N_DISAGREEMENTS: int = 3  # videos shown where the models disagree most
 
 # %%
 config = load_config(PROFILE, OVERRIDES)
-run = run_dir(config, RUN_DIR or None)
+run = run_dir(config, RUN_DIR or None, create=False)  # the run notebooks 01-04 wrote
 out = run / "05_results"
 out.mkdir(exist_ok=True)
 systems = collect(run)

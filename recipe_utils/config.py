@@ -21,10 +21,24 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 
 SETTINGS_FILE = "settings.yaml"
+STAGES = {"sft": "03_sft", "grpo": "04_grpo"}  # trained stage -> notebook folder of its metrics
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+    """A mistake in what was asked for, or a step not run yet. The message says what to do, so
+    a notebook shows it alone, in one line as the command line does, instead of a traceback
+    through the package (IPython prints what `_render_traceback_` returns)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ConfigError(UserError, ValueError):
     """A profile or override the course cannot use; the message names the key at fault."""
+
+
+class NotRunYet(UserError, FileNotFoundError):
+    """What an earlier notebook or stage writes is missing; the message names which to run."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -131,13 +145,16 @@ def with_overrides(config: dict, overrides: dict | str | None) -> dict[str, Any]
     return merge(config, nested)
 
 
-def run_dir(config: dict, override: str | Path | None = None) -> Path:
-    """The folder a course run writes to, created on demand; relative paths are from the repo.
+def run_dir(config: dict, override: str | Path | None = None, create: bool = True) -> Path:
+    """The folder a course run writes to, created on demand (unless `create` is False, for a
+    notebook that only reads a run); relative paths are from the repo.
 
     The folder records the settings it runs with (`settings.yaml`), and refuses other ones:
     stages reuse what is on disk, so a second set of settings would mix two runs in one folder.
     """
     path = repo_path(override or config["run_dir"])
+    if not create and read_settings(path) is None:
+        raise NotRunYet(f"{path} holds no course run: run the earlier notebooks into it first")
     path.mkdir(parents=True, exist_ok=True)
     record_settings(path, config)
     return path

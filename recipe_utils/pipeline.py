@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import repo_path
+from .config import STAGES, NotRunYet, repo_path
 from .scoring import Parallel, Sampling, score_split, sweep_checkpoints
 
 GRPO_STARTS = ("base", "sft")  # grpo.start: the base model (the recipe's RL config) or SFT's best
@@ -298,9 +298,7 @@ def sweep_stage(kind: str, config: dict, run: Path) -> dict:
     from, scored with the stage's prompt, so the curve shows what training changed."""
     found = checkpoints(run, kind)
     if not found:
-        raise FileNotFoundError(
-            f"no {kind} checkpoints under {run / kind}; run the training cell first"
-        )
+        raise NotRunYet(f"no {kind} checkpoints under {run / kind}; run the training cell first")
     found = {0: start_model(kind, config, run)} | found
     args = score_args(config, run, config[kind]["prompt"])
     validation = {"source": splits_stage(config, run), "split": "val", "limit": None}
@@ -331,7 +329,10 @@ def best_checkpoint(run: Path, kind: str) -> Path:
     last one when no sweep was run."""
     found = checkpoints(run, kind)
     if not found:
-        raise FileNotFoundError(f"no {kind} checkpoints under {run / kind}; train {kind} first")
+        raise NotRunYet(
+            f"no {kind} checkpoints under {run / kind}: train {kind} first (notebook "
+            f"{STAGES[kind][:2]}, or `python -m recipe_utils train {kind}`)"
+        )
     sweep = run / kind / "sweep" / "sweep.json"
     if sweep.exists():
         selected = json.loads(sweep.read_text()).get("selected")

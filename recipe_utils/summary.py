@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from .config import STAGES, NotRunYet
 from .metrics import PUBLISHED, read_predictions
 
 SYSTEMS = {"zero_shot": "zero-shot", "sft": "SFT selected", "grpo": "GRPO selected"}
-STAGES = {"sft": "03_sft", "grpo": "04_grpo"}  # trained stage -> notebook folder of its metrics
 COLUMNS = ("accuracy", "pearson", "spearman", "mae", "within1", "parse_failure_rate")
 
 
 def _read(path: Path) -> dict:
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run the notebook that writes it first")
+        raise NotRunYet(f"{path} is missing: run the notebook that writes it first")
     return json.loads(path.read_text())
 
 
@@ -42,7 +42,7 @@ def selected(run: Path, kind: str) -> dict:
     path = run / STAGES[kind] / "metrics.json"
     choice = _read(path).get("selected")
     if choice is None:
-        raise ValueError(
+        raise NotRunYet(
             f"{path} names no step selected on validation (it was written before checkpoints "
             f"were chosen on validation): run notebook {STAGES[kind][:2]} again for this run"
         )

@@ -3,9 +3,8 @@
 import json
 from pathlib import Path
 
-from recipe_utils.config import load_config, run_dir
+from recipe_utils.config import STAGES, load_config, run_dir
 from recipe_utils.metrics import chosen_checkpoints, evaluate, sweep_table
-from recipe_utils.summary import STAGES
 
 TRUTH = [1, 2, 3, 4, 5, 4, 4, 3, 2, 5, 1, 4]
 

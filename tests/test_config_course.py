@@ -12,6 +12,7 @@ from recipe_utils import cli, course
 from recipe_utils.config import (
     REPO_ROOT,
     ConfigError,
+    NotRunYet,
     load_config,
     read_settings,
     run_dir,
@@ -200,6 +201,27 @@ def test_runner_stops_at_the_failing_notebook_and_names_the_cell(notebooks, tmp_
     ):
         course.run_course("smoke", out=tmp_path / "run", folder=notebooks)
     assert (tmp_path / "run" / "hello.txt").exists()  # the first one ran
+
+
+def test_a_users_mistake_shows_in_the_notebook_as_one_line(tmp_path):
+    """Not a traceback through the package: the line the command line prints for it."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    write_notebook(
+        folder / "01_typo.ipynb", "from recipe_utils.config import load_config\nload_config('smok')"
+    )
+    with pytest.raises(course.CourseError, match="unknown profile 'smok'"):
+        course.run_course("smoke", out=tmp_path / "run", folder=folder)
+    executed = nbformat.read(tmp_path / "run" / "01_typo.ipynb", as_version=4)
+    [error] = [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert len(error.traceback) == 1
+    assert error.traceback[0].startswith("ConfigError: unknown profile 'smok': expected one of")
+
+
+def test_a_notebook_that_reads_a_run_refuses_a_folder_no_run_wrote(tmp_path):
+    with pytest.raises(NotRunYet, match="holds no course run: run the earlier notebooks"):
+        run_dir(load_config("smoke"), tmp_path / "typo", create=False)
+    assert not (tmp_path / "typo").exists()
 
 
 def test_unknown_notebook_parameter_is_an_error_before_anything_runs(notebooks, tmp_path):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from recipe_utils.config import NotRunYet
 from recipe_utils.summary import write_summary
 
 SYSTEMS = {
@@ -99,5 +100,5 @@ def test_a_run_written_before_validation_selection_says_what_to_rerun(tmp_path):
 
     (tmp_path / "03_sft").mkdir()
     (tmp_path / "03_sft/metrics.json").write_text(json.dumps({"best": {"step": 20}}))
-    with pytest.raises(ValueError, match="03_sft/metrics.json names no step selected on valid"):
+    with pytest.raises(NotRunYet, match="03_sft/metrics.json names no step selected on valid"):
         prediction_dirs(tmp_path, finished_only=True)
