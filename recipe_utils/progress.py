@@ -19,6 +19,9 @@ NOTEBOOK_REFRESH_S = 5.0
 
 def tqdm(*args: Any, **kwargs: Any) -> text_tqdm:
     """A text `tqdm`; same arguments as `tqdm.tqdm`."""
+    total = kwargs.get("total", len(args[0]) if args and hasattr(args[0], "__len__") else None)
+    if total == 0:
+        kwargs["disable"] = True  # nothing to do: no empty "0it" bar in a saved notebook
     if "ipykernel" in sys.modules:
         kwargs.setdefault("file", sys.stdout)
         kwargs.setdefault("mininterval", NOTEBOOK_REFRESH_S)
