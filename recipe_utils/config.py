@@ -117,6 +117,22 @@ def check_type(name: str, old: Any, new: Any) -> None:
         raise ConfigError(f"setting {name!r} is {kind(old)} ({old!r} in the profile); got {new!r}")
 
 
+# what a notebook parameter of each declared type may also be given as
+ALSO_ACCEPTED: dict[type, tuple[type, ...]] = {float: (int,), dict: (str,)}  # dict: JSON text
+
+
+def check_parameters(namespace: dict[str, Any]) -> None:
+    """Each parameter a notebook's parameters cell declares (`NAME: type = default`) holds a
+    value of that type: `papermill -p N_EXAMPLES abc` passes text where a number belongs, which
+    would fail cells later under an error that names no parameter."""
+    for name, kind in namespace.get("__annotations__", {}).items():
+        value = namespace.get(name)
+        if not isinstance(value, (kind, *ALSO_ACCEPTED.get(kind, ()))):
+            raise ConfigError(
+                f"parameter {name} must be {kind.__name__}, got {value!r} ({type(value).__name__})"
+            )
+
+
 def load_config(
     profile: str | Path = "smoke", overrides: dict | str | None = None
 ) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from recipe_utils.config import (
     REPO_ROOT,
     ConfigError,
     NotRunYet,
+    check_parameters,
     load_config,
     read_settings,
     run_dir,
@@ -216,6 +217,14 @@ def test_a_users_mistake_shows_in_the_notebook_as_one_line(tmp_path):
     [error] = [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert len(error.traceback) == 1
     assert error.traceback[0].startswith("ConfigError: unknown profile 'smok': expected one of")
+
+
+def test_a_notebook_parameter_of_the_wrong_type_is_named():
+    declared = {"N_EXAMPLES": int, "OVERRIDES": dict, "KEEP_ABOVE": float}
+    given = {"__annotations__": declared, "N_EXAMPLES": 3, "OVERRIDES": '{"seed": 1}'}
+    check_parameters(given | {"KEEP_ABOVE": 3})  # an int where a float is declared is fine
+    with pytest.raises(ConfigError, match=r"parameter N_EXAMPLES must be int, got 'abc' \(str\)"):
+        check_parameters(given | {"N_EXAMPLES": "abc", "KEEP_ABOVE": 3.0})
 
 
 def test_a_notebook_that_reads_a_run_refuses_a_folder_no_run_wrote(tmp_path):
