@@ -403,10 +403,47 @@ def _spread(stats: dict) -> str:
     return f"{stats['mean']:.3f} ± {stats['sd']:.3f} ({stats['min']:.3f}-{stats['max']:.3f})"
 
 
-def seed_lines(record: dict, systems: dict[str, dict]) -> list[str]:
+def _same_run(ours: dict, theirs: dict) -> bool:
+    """Same step, and accuracy and r equal to the three decimals the text shows."""
+    return ours.get("step") == theirs.get("step") and all(
+        fmt(ours.get(metric)) == fmt(theirs.get(metric)) for metric in ("accuracy", "pearson")
+    )
+
+
+def _numbers(name: str, metrics: dict) -> str:
+    step = "" if metrics.get("step") is None else f" step {metrics['step']}"
+    return (
+        f"{SEED_NAMES[name]}{step} accuracy {fmt(metrics.get('accuracy'))}, "
+        f"r {fmt(metrics.get('pearson'))}"
+    )
+
+
+def reproduction(record: dict, systems: dict[str, dict], seed: int) -> str | None:
+    """Whether this run (seed `seed`) reproduces the record's run of the same seed, or None when
+    the record has no run of that seed. Without this check a record made before the code
+    changed would be quoted as if it described this run."""
+    recorded = record["results"]["runs"].get(str(seed))
+    if recorded is None:
+        return None
+    differ = [name for name in systems if not _same_run(systems[name], recorded.get(name, {}))]
+    if not differ:
+        return f"This run reproduces the record's seed-{seed} run (same step, accuracy and r)."
+    pairs = [
+        (_numbers(name, systems[name]), _numbers(name, recorded.get(name, {}))) for name in differ
+    ]
+    return (
+        f"This run **differs** from the record's seed-{seed} run: "
+        + "; ".join(f"{ours} here, {theirs} there" for ours, theirs in pairs)
+        + ". The code changed since the record was made, so the spread below describes that "
+        "code, not this run's."
+    )
+
+
+def seed_lines(record: dict, systems: dict[str, dict], seed: int) -> list[str]:
     """How far the record's seeds spread each system's accuracy and r (one nested item per
-    system), and where this run's `systems` ({name: metrics}) fall against that range."""
-    seeds = ", ".join(str(seed) for seed in record["results"]["runs"])
+    system), and where this run's `systems` ({name: metrics}) fall against that range; first,
+    whether this run (seed `seed`) repeats the record's run of its seed."""
+    seeds = ", ".join(record["results"]["runs"])
     date = record.get("date", "")[:10]
     items = []
     for name, metrics in systems.items():
@@ -422,11 +459,13 @@ def seed_lines(record: dict, systems: dict[str, dict]) -> list[str]:
                 + ("inside that range" if inside else "**outside** that range")
             )
         items.append(f"\n  - {SEED_NAMES[name]}: " + "; ".join(where) + ".")
-    lines = [
+    same = reproduction(record, systems, seed)
+    lines = [same] if same else []
+    lines.append(
         f"Seed to seed: the same settings run with seeds {seeds} ({SEED_RECORD}, {date}) gave, "
         "as mean ± sd (range):" + "".join(items)
-    ]
-    if {"sft", "grpo"} & set(systems):
+    )
+    if "grpo" in systems:
         gains = record["results"]["grpo_minus_sft_pearson"]
         lines.append(
             "GRPO minus SFT r, seed by seed: "
@@ -473,7 +512,7 @@ def what_this_run_showed(metrics_path: str | Path, config: dict[str, Any]) -> Ta
     if record is None or not systems:
         return Takeaways(lines)
     if not differs:
-        return Takeaways(lines + seed_lines(record, systems))
+        return Takeaways(lines + seed_lines(record, systems, config["seed"]))
     if is_synthetic(config):
         lines.append(
             f"The seed-spread record ({SEED_RECORD}) was made with other settings "

@@ -18,6 +18,13 @@ from recipe_utils.takeaways import (
 SMOKE, FULL = load_config("smoke"), load_config("full")
 
 
+@pytest.fixture(autouse=True)
+def no_seed_record(tmp_path, monkeypatch):
+    """No seed-spread record unless a test writes one (`seed_record`): the repository's record
+    changes as courses are rerun, and a test must not read it."""
+    monkeypatch.setattr(takeaways, "SEED_RECORD", str(tmp_path / "no_record.json"))
+
+
 def sft_metrics(pearson=0.766, ci=(0.70, 0.83)):
     return {
         "step": 1200,
@@ -276,7 +283,7 @@ def seed_record(tmp_path, monkeypatch):
     """Write a seed-spread record with the smoke profile's settings, `changes` applied, and
     point the takeaways at it."""
 
-    def write_record(**changes) -> None:
+    def write_record(runs: dict | None = None, **changes) -> None:
         settings = flat(run_settings(SMOKE)) | changes
         settings.pop("seed")
         numbers = {
@@ -287,7 +294,7 @@ def seed_record(tmp_path, monkeypatch):
             "date": "2026-11-26T06:00:00+00:00",
             "settings": {"profile": settings},
             "results": {
-                "runs": {"0": {}, "1": {}, "2": {}},
+                "runs": runs or {"1": {}, "2": {}, "3": {}},
                 "spread": {name: numbers for name in ("zero_shot", "sft", "grpo")},
                 "grpo_minus_sft_pearson": {"0": 0.04, "1": -0.01, "2": 0.03},
             },
@@ -304,16 +311,33 @@ def test_a_seed_record_of_the_same_settings_puts_the_run_against_the_seed_spread
 ):
     seed_record()
     shown = text(tmp_path, "03_sft", sft_stage(chosen(sft_metrics())))
-    assert "Seed to seed: the same settings run with seeds 0, 1, 2" in shown
+    assert "Seed to seed: the same settings run with seeds 1, 2, 3" in shown
     assert (
         "SFT: accuracy 0.560 ± 0.020 (0.540-0.580), this run 0.550 inside that range; "
         "r 0.740 ± 0.030 (0.700-0.750), this run 0.766 outside that range." in shown
     )
-    assert "GRPO minus SFT r, seed by seed: +0.040, -0.010, +0.030" in shown
+    assert "record's seed-0 run" not in shown  # the record has no run of this seed
+    assert "GRPO" not in shown  # notebook 03 comes before GRPO
     closing = text(tmp_path / "05", "05_results", results_metrics(0.2, 0.72, 0.8))
     for system, r, where in (("zero-shot", 0.2, "outside"), ("SFT", 0.72, "inside")):
         assert f"\n  - {system}: accuracy" in closing
         assert f"r 0.740 ± 0.030 (0.700-0.750), this run {r:.3f} {where}" in closing
+    assert "GRPO minus SFT r, seed by seed: +0.040, -0.010, +0.030" in closing
+
+
+def test_a_run_of_a_recorded_seed_says_whether_it_reproduces_the_record(tmp_path, seed_record):
+    """Seed 0 is in the record: the same numbers reproduce it, other numbers are quoted as a
+    difference, so a stale record is never read as a description of this run."""
+    sft = sft_metrics()
+    seed_record(runs={"0": {"sft": {"step": 1200, "accuracy": 0.5500001, "pearson": 0.766}}})
+    shown = text(tmp_path, "03_sft", sft_stage(chosen(sft)))
+    assert "This run reproduces the record's seed-0 run (same step, accuracy and r)." in shown
+    seed_record(runs={"0": {"sft": {"step": 1600, "accuracy": 0.567, "pearson": 0.756}}})
+    shown = text(tmp_path / "stale", "03_sft", sft_stage(chosen(sft)))
+    assert (
+        "This run differs from the record's seed-0 run: SFT step 1200 accuracy 0.550, r 0.766 "
+        "here, SFT step 1600 accuracy 0.567, r 0.756 there. The code changed" in shown
+    )
 
 
 def test_a_seed_record_of_other_settings_is_named_but_not_cited(tmp_path, seed_record):
@@ -325,6 +349,5 @@ def test_a_seed_record_of_other_settings_is_named_but_not_cited(tmp_path, seed_r
     assert "seed" not in text(tmp_path / "full", "03_sft", metrics, FULL).lower()
 
 
-def test_without_a_seed_record_nothing_is_said_of_seeds(tmp_path, monkeypatch):
-    monkeypatch.setattr(takeaways, "SEED_RECORD", str(tmp_path / "no_record.json"))
+def test_without_a_seed_record_nothing_is_said_of_seeds(tmp_path):
     assert "seed" not in text(tmp_path, "03_sft", sft_stage(chosen(sft_metrics()))).lower()
