@@ -38,7 +38,7 @@ from IPython.display import display
 from recipe_utils import plots
 from recipe_utils.clips import Gallery, row_clip, violations
 from recipe_utils.config import load_config, run_dir
-from recipe_utils.metrics import compute_metrics
+from recipe_utils.metrics import majority_baseline
 from recipe_utils.pipeline import resolve_source
 from recipe_utils.report import clip_browser
 from recipe_utils.takeaways import slice_note, what_this_run_showed
@@ -97,8 +97,8 @@ for column in ("model_name", "category", "is_hard"):
 
 # %%
 counts = label_counts(train)
-majority = max(counts, key=counts.get)
-constant = compute_metrics([{"id": r["id"], "pc": r["pc"], "pred": majority} for r in test])
+constant = majority_baseline(counts, test)
+majority = constant["label"]
 print(f"train label counts: {counts}; majority label: {majority}")
 print(
     f"always answering {majority}: accuracy {constant['accuracy']:.3f}, "

@@ -23,7 +23,8 @@
 #   failures instead of being dropped (the published metric script drops them);
 # - the metrics (accuracy, Pearson and Spearman r, MAE, ±1 accuracy) with bootstrap intervals,
 #   and the *expected score*: the probability-weighted mean over the answer tokens "1".."5",
-#   a continuous score that ranks clips better than the sampled digit;
+#   a continuous score that *can* rank clips better than the sampled digit, because it breaks
+#   the ties between clips given the same answer (the closing summary says whether it did here);
 # - whether the model bunches its answers at 3-4, as published zero-shot runs do.
 #
 # Smoke profile: a stand-in for a pretrained generalist (the tiny model after a short
@@ -41,14 +42,14 @@ from IPython.display import HTML, display
 from recipe_utils import plots
 from recipe_utils.clips import link
 from recipe_utils.config import load_config, repo_path, run_dir
-from recipe_utils.metrics import PUBLISHED, read_predictions
-from recipe_utils.pipeline import resolve_model, zero_shot_stage
+from recipe_utils.metrics import PUBLISHED, majority_baseline, read_predictions
+from recipe_utils.pipeline import resolve_model, resolve_source, zero_shot_stage
 from recipe_utils.pretrain import model_card
 from recipe_utils.prompts import load_prompt
 from recipe_utils.scoring import video_inputs
 from recipe_utils.takeaways import is_synthetic, what_this_run_showed
 from recipe_utils.video import load_clip, resize, write_clip
-from recipe_utils.videophy2 import label_counts
+from recipe_utils.videophy2 import label_counts, load_rows
 
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, Cosmos-Reason1-7B)
@@ -166,7 +167,15 @@ plots.save_figure(fig, figures / "prediction_histogram.png")
 fig = plots.confusion(metrics, "Zero-shot: human pc vs predicted")
 plots.save_figure(fig, figures / "confusion.png")
 
+# %% [markdown]
+# The bar notebook 01 set: always answering the training split's most frequent label, scored
+# on the same clips.
+
 # %%
+train = load_rows(*resolve_source(config, run, "train"), config["data"]["limit"]).rows
+constant = majority_baseline(label_counts(train), records)
+print(f"always answering {constant['label']}: accuracy {constant['accuracy']:.3f}")
+metrics["majority_baseline_accuracy"] = constant["accuracy"]
 with open(run / "02_zero_shot" / "metrics.json", "w") as file:
     json.dump(metrics, file, indent=2)
 

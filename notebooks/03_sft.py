@@ -55,7 +55,7 @@ from recipe_utils.config import load_config, run_dir
 from recipe_utils.metrics import (
     PUBLISHED_SFT_STEPS,
     chosen_checkpoints,
-    compute_metrics,
+    majority_baseline,
     read_predictions,
 )
 from recipe_utils.pipeline import dataset_stage, resolve_source, sweep_stage, train_stage
@@ -150,11 +150,8 @@ Gallery(
 selected_metrics = json.loads(
     (run / "sft" / "sweep" / f"step_{selected_step}" / "metrics.json").read_text()
 )
-counts = report["label_counts_before"]  # the split as it comes, before any balancing
-majority = int(max(counts, key=counts.get))
-constant = compute_metrics(
-    [{"id": r["id"], "pc": r["pc"], "pred": majority} for r in before], n_boot=0
-)
+# SFT's rows as they come, before any balancing
+constant = majority_baseline(report["label_counts_before"], before)
 fig = plots.confusions({"zero-shot": zero_shot, f"SFT step {selected_step}": selected_metrics})
 plots.save_figure(fig, out / "confusions.png")
 window = max(1, len(log) // 10)

@@ -143,7 +143,9 @@ for column in ("model_name", "is_hard"):
 
 # %% [markdown]
 # ## Expected score vs sampled answer
-# The expected score is the probability-weighted mean over "1".."5" at the answer position.
+# The expected score is the probability-weighted mean over "1".."5" at the answer position. Being
+# continuous, it breaks the ties between clips given the same answer, so it *can* rank them
+# better; whether it does here, beyond noise, the closing summary says per system.
 
 # %%
 best = better_on_validation(run)  # the trained stage with the higher validation r

@@ -166,7 +166,7 @@ def disagreements(by_system: dict[str, list[dict]], n: int = 3) -> list[dict]:
 
 def write_summary(run: Path, systems: dict[str, dict], synthetic: bool) -> tuple[Path, Path]:
     """`summary.json` (the three systems' headline metrics) and `summary.md` in the run folder."""
-    keep = (*COLUMNS, "accuracy_ci", "pearson_ci", "n", "step")
+    keep = (*COLUMNS, "accuracy_ci", "pearson_ci", "expected", "n", "step")
     summary = {name: {k: m[k] for k in keep if k in m} for name, m in systems.items()}
     on_test = {kind: choice for kind, choice in best_on_test(run).items() if kind in summary}
     for kind, choice in on_test.items():

@@ -115,6 +115,42 @@ def _correlation(name: str, metrics: dict) -> str:
     )
 
 
+def _against_majority(name: str, metrics: dict, baseline: float) -> str:
+    """Accuracy against always answering the training rows' most frequent label (notebook 01's
+    bar: a scorer is useful only above it)."""
+    return (
+        "Against always answering the majority label: "
+        + compare(
+            f"{name} accuracy",
+            metrics["accuracy"],
+            metrics.get("accuracy_ci"),
+            "majority label",
+            baseline,
+            None,
+        )
+        + "."
+    )
+
+
+def expected_vs_sampled(name: str, metrics: dict) -> str | None:
+    """Whether the expected score (a continuous score, which breaks the ties of the sampled
+    digit) ranks the clips better than the sampled answer, by their r and intervals; None when
+    the metrics cannot tell (either r undefined, or no interval on either side)."""
+    expected = metrics.get("expected") or {}
+    if None in (expected.get("pearson"), metrics.get("pearson")):
+        return None
+    if expected.get("pearson_ci") is None and metrics.get("pearson_ci") is None:
+        return None
+    return compare(
+        f"{name} expected score r",
+        expected.get("pearson"),
+        expected.get("pearson_ci"),
+        "sampled answer r",
+        metrics.get("pearson"),
+        metrics.get("pearson_ci"),
+    )
+
+
 def _bunching(histogram: dict[str, int]) -> str:
     """Share of parsed answers at 3-4, where published zero-shot answers bunch."""
     parsed = {k: v for k, v in histogram.items() if k != "none"}
@@ -168,16 +204,17 @@ def dataset_tour(metrics: dict, synthetic: bool) -> list[str]:
 
 
 def zero_shot(metrics: dict, synthetic: bool) -> list[str]:
-    expected_r = (metrics.get("expected") or {}).get("pearson")
     lines = [
         f"Accuracy {fmt(metrics['accuracy'])}{fmt_ci(metrics.get('accuracy_ci'))} on "
         f"{metrics['n']} clips; {metrics['parse_failure_rate']:.0%} of the answers had no "
         "parseable score (counted as wrong).",
         _correlation("Zero-shot", metrics) + ".",
         _bunching(metrics["prediction_histogram"]) + ".",
-        f"The expected score (from the 1..5 token probabilities) has Pearson r {fmt(expected_r)} "
-        f"against {fmt(metrics['pearson'])} for the sampled answer.",
+        _against_majority("Zero-shot", metrics, metrics["majority_baseline_accuracy"]),
     ]
+    ranks = expected_vs_sampled("zero-shot", metrics)
+    if ranks:
+        lines.append(f"Does the expected score rank the clips better than the answer? {ranks}.")
     if synthetic:
         lines.append(SYNTHETIC_NOTE + " " + _as_a_generalist(metrics))
     else:
@@ -224,16 +261,7 @@ def sft(metrics: dict, synthetic: bool) -> list[str]:
         f"The training loss fell from {fmt(metrics['train_loss_first'])} to "
         f"{fmt(metrics['train_loss_last'])} (mean of the first and last tenth of the steps).",
         selection(metrics),
-        "Against always answering the majority label: "
-        + compare(
-            "SFT accuracy",
-            best["accuracy"],
-            best.get("accuracy_ci"),
-            "majority label",
-            metrics["majority_baseline_accuracy"],
-            None,
-        )
-        + ".",
+        _against_majority("SFT", best, metrics["majority_baseline_accuracy"]),
         "Accuracy after SFT: "
         + compare(
             "SFT",
@@ -363,6 +391,13 @@ def results(metrics: dict, synthetic: bool) -> list[str]:
         )
         + ".",
     ]
+    ranks = [line for n in systems if (line := expected_vs_sampled(names[n], systems[n]))]
+    if ranks:
+        lines.append(
+            "Does the expected score rank the clips better than the answer? "
+            + "; ".join(ranks)
+            + "."
+        )
     if synthetic:
         return lines + [SYNTHETIC_NOTE]
     published = {"zero_shot": _published("zero-shot"), "grpo": _published("GRPO")}

@@ -205,7 +205,7 @@ def test_dataset_tour_quotes_the_majority_baseline(tmp_path):
     assert "pc 4 is 50% of the training rows" in shown and "accuracy 0.475" in shown
 
 
-def zero_shot_metrics(parse_failure_rate, pearson, ci):
+def zero_shot_metrics(parse_failure_rate, pearson, ci, expected=(0.31, [0.15, 0.47])):
     return {
         "n": 120,
         "accuracy": 0.25,
@@ -214,7 +214,8 @@ def zero_shot_metrics(parse_failure_rate, pearson, ci):
         "pearson": pearson,
         "pearson_ci": ci,
         "prediction_histogram": {"1": 0, "2": 0, "3": 70, "4": 50, "5": 0, "none": 0},
-        "expected": {"pearson": 0.31},
+        "expected": {"pearson": expected[0], "pearson_ci": expected[1]},
+        "majority_baseline_accuracy": 0.283,
     }
 
 
@@ -224,6 +225,43 @@ def test_zero_shot_says_whether_it_behaved_like_the_published_model(tmp_path):
     unlike = text(tmp_path / "b", "02_zero_shot", zero_shot_metrics(0.4, 0.05, [-0.1, 0.2]))
     assert "Unlike the published zero-shot model, 40% of its answers are out of format" in unlike
     assert "it does not rank the clips beyond noise" in unlike
+
+
+def test_zero_shot_is_judged_against_the_majority_label(tmp_path):
+    shown = text(tmp_path, "02_zero_shot", zero_shot_metrics(0.0, 0.3, [0.13, 0.46]))
+    assert (
+        "Against always answering the majority label: Zero-shot accuracy 0.250 [0.180, 0.330] "
+        "vs majority label 0.283: within noise" in shown
+    )
+
+
+@pytest.mark.parametrize(
+    "expected, verdict_shown",
+    [((0.31, [0.15, 0.47]), "within noise"), ((0.7, [0.6, 0.8]), "better")],
+)
+def test_zero_shot_answers_whether_the_expected_score_ranks_better(
+    tmp_path, expected, verdict_shown
+):
+    metrics = zero_shot_metrics(0.0, 0.3, [0.13, 0.46], expected)
+    shown = text(tmp_path, "02_zero_shot", metrics)
+    assert (
+        "Does the expected score rank the clips better than the answer? zero-shot expected "
+        f"score r {expected[0]:.3f} [{expected[1][0]:.3f}, {expected[1][1]:.3f}] vs sampled "
+        f"answer r 0.300 [0.130, 0.460]: {verdict_shown}." in shown
+    )
+
+
+def test_results_answer_the_expected_score_question_per_system(tmp_path):
+    metrics = results_metrics(0.2, 0.72, 0.8)
+    metrics["systems"]["sft"]["expected"] = {"pearson": 0.5, "pearson_ci": [0.4, 0.6]}
+    metrics["systems"]["grpo"]["expected"] = {"pearson": 0.81, "pearson_ci": [0.75, 0.87]}
+    shown = text(tmp_path, "05_results", metrics)
+    line = shown.split("Does the expected score rank the clips better than the answer? ")[1]
+    assert line.startswith(
+        "SFT expected score r 0.500 [0.400, 0.600] vs sampled answer r 0.720 [0.660, 0.780]: "
+        "worse; GRPO expected score r 0.810 [0.750, 0.870] vs sampled answer r 0.800 "
+        "[0.740, 0.860]: within noise."
+    )
 
 
 def test_unknown_folder_names_the_known_ones(tmp_path):
