@@ -108,9 +108,10 @@ print(
 
 # %% [markdown]
 # ## Looking at clips
-# Low- and high-scoring clips side by side, each with its scores and the violations people
-# annotated (`human_violated_rules`). They play in the saved notebook too (no kernel needed);
-# the file link opens the clip in JupyterLab.
+# Low- and high-scoring clips side by side, each with its scores and its annotated violations
+# (`human_violated_rules`: people's notes in VideoPhy-2, the generator's on synthetic clips).
+# They play in the saved notebook too (no kernel needed); the file link opens the clip in
+# JupyterLab.
 
 # %%
 # hub rows get their videos on disk first (the synthetic rows already point at theirs)

@@ -15,7 +15,8 @@
 # # 02 · Zero-shot scoring: the model as it comes
 #
 # Before training anything, ask the model to score each evaluation clip with the benchmark's
-# own prompt and compare its answers with the human scores.
+# own prompt and compare its answers with the labels (people's scores in VideoPhy-2, the
+# generator's exact scores on the smoke profile's synthetic clips).
 #
 # **You will learn**
 # - the benchmark prompt and why each of its four criteria is there;
@@ -87,7 +88,7 @@ print("\n".join(model_card(model)))
 # ## Score the evaluation split
 # Scoring appends one line per video to `zero_shot/predictions.jsonl` as it goes: stop the cell
 # and run it again, and it continues where it stopped. `zero_shot/report.html` (link below) shows
-# every video's frames, answer and human score.
+# every video's frames, answer and label.
 
 # %%
 metrics = zero_shot_stage(config, run)
@@ -152,19 +153,19 @@ plots.save_figure(fig, figures / "correlation_bars.png")
 for record in records[:N_EXAMPLES]:
     expected = "None" if record["expected"] is None else f"{record['expected']:.2f}"
     print(
-        f"{record['id']}  human pc={record['pc']}  parsed={record['pred']}  expected={expected}\n"
+        f"{record['id']}  label pc={record['pc']}  parsed={record['pred']}  expected={expected}\n"
         + textwrap.indent(record["raw"][0] or "(empty answer)", "    | ")
         + "\n"
     )
 
 # %% [markdown]
-# Where the answers go: the share of each parsed score next to the human labels. Published
+# Where the answers go: the share of each parsed score next to the labels. Published
 # zero-shot runs bunch at 3-4; the last bar counts answers with no parseable score.
 
 # %%
 fig = plots.prediction_histograms({"zero-shot": metrics}, label_counts(records))
 plots.save_figure(fig, figures / "prediction_histogram.png")
-fig = plots.confusion(metrics, "Zero-shot: human pc vs predicted")
+fig = plots.confusion(metrics, "Zero-shot: label pc vs predicted")
 plots.save_figure(fig, figures / "confusion.png")
 
 # %% [markdown]

@@ -12,10 +12,10 @@
 # ---
 
 # %% [markdown]
-# # 03 · Supervised fine-tuning: teach the scale with human scores
+# # 03 · Supervised fine-tuning: teach the scale with labelled clips
 #
 # Zero-shot, the model has never been told what a "3" looks like. Supervised fine-tuning (SFT)
-# shows it training clips with the human score as the answer, so it learns the benchmark's
+# shows it training clips with their label as the answer, so it learns the benchmark's
 # scale.
 #
 # **You will learn**
@@ -67,7 +67,7 @@ from recipe_utils.videophy2 import load_conversations, load_rows
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
 RUN_DIR: str = ""  # where this run writes; empty: the profile's run_dir
 OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or that as JSON)
-N_EXAMPLES: int = 5  # before/after examples shown, one per human score
+N_EXAMPLES: int = 5  # before/after examples shown, one per label
 
 # %%
 config = load_config(PROFILE, OVERRIDES)
@@ -122,7 +122,7 @@ pd.DataFrame(sweep["steps"]).set_index("step")
 
 # %% [markdown]
 # ## Before and after
-# The same clips (one for each human score), scored by the model before fine-tuning and by
+# The same clips (one for each label), scored by the model before fine-tuning and by
 # the selected checkpoint, with the whole answers.
 
 # %%

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 04 · GRPO: reinforcement learning with a designed reward
 #
-# SFT imitates the human score. GRPO instead lets the model answer, scores each answer with a
+# SFT imitates the label. GRPO instead lets the model answer, scores each answer with a
 # reward, and pushes up the answers that beat the others sampled for the same clip. What the
 # model learns is then exactly what the reward says, so the reward is designed with care.
 #
@@ -75,7 +75,7 @@ out.mkdir(exist_ok=True)
 
 # %% [markdown]
 # ## A dense reward
-# With exact match, a "4" for a clip people rated 5 earns the same as a "1": nothing. The
+# With exact match, a "4" for a clip labelled 5 earns the same as a "1": nothing. The
 # dense reward gives half credit one step away, so the policy gets a gradient towards the
 # right region of the scale even before it is exactly right.
 

@@ -183,7 +183,7 @@ Gallery(
 # %% [markdown]
 # ## The critic at work: score and filter clips nobody labelled
 # The recipe exists to filter generated videos. Here the selected checkpoint of the stage with
-# the higher validation r scores a folder of clips that come with no human scores, ranks them
+# the higher validation r scores a folder of clips that come with no labels, ranks them
 # (`ranking.csv`, and `report.html` best first) and keeps those above a bar (`kept.txt`,
 # `dropped.txt`). The same from a shell:
 # `python -m recipe_utils score --model CHECKPOINT --source DIR --out OUT --keep-above 3`.

@@ -26,7 +26,7 @@ SCORES = (1, 2, 3, 4, 5)
 PUBLISHED_COLOR = "0.6"
 PUBLISHED_HATCH = "//"
 REFERENCE_LINESTYLE = "--"
-HUMAN_COLOR = "0.25"
+LABEL_COLOR = "0.25"
 METRIC_LABELS = {
     "accuracy": "accuracy (exact match)",
     "pearson": "Pearson r",
@@ -113,7 +113,7 @@ def label_histograms(rows: Sequence[Mapping[str, Any]]) -> Figure:
         ax.set_title(title)
         ax.set_xlabel(f"{key} score" if key != "joint" else "joint label")
         ax.set_ylabel("videos")
-    fig.suptitle(f"Human labels ({len(rows)} videos)")
+    fig.suptitle(f"Labels ({len(rows)} videos)")
     return fig
 
 
@@ -129,7 +129,7 @@ def label_by_group(rows: Sequence[Mapping[str, Any]], column: str) -> Figure:
     bars = ax.bar(names, means, color=run_color(0), label="mean pc of the group")
     ax.bar_label(bars, labels=[f"n={len(groups[name])}" for name in names], fontsize=8)
     overall = float(np.mean(scores))
-    ax.axhline(overall, color=HUMAN_COLOR, linestyle=REFERENCE_LINESTYLE, label="all videos")
+    ax.axhline(overall, color=LABEL_COLOR, linestyle=REFERENCE_LINESTYLE, label="all videos")
     ax.set_ylim(0, 5.5)
     ax.set_title(f"Mean physical commonsense (pc) by {column}")
     ax.set_xlabel(column)
@@ -192,10 +192,10 @@ def frame_grid(clips: Sequence[tuple[str, np.ndarray]], n_frames: int = 4) -> Fi
 
 
 def _draw_confusion(ax: Axes, matrix: Sequence[Sequence[int]] | None, title: str) -> None:
-    """Counts in each cell; shading is the share of the row, so rare human scores still show."""
+    """Counts in each cell; shading is the share of the row, so rare labels still show."""
     ax.set_title(title)
     ax.set_xlabel("predicted pc")
-    ax.set_ylabel("human pc")
+    ax.set_ylabel("label pc")
     ax.set_xticks(range(5), [str(score) for score in SCORES])
     ax.set_yticks(range(5), [str(score) for score in SCORES])
     ax.set_xlim(-0.5, 4.5)
@@ -221,7 +221,7 @@ def _confusion_matrix(metrics_or_matrix: Any) -> Sequence[Sequence[int]] | None:
 
 
 def confusion(metrics_or_matrix: Mapping[str, Any] | Sequence[Sequence[int]], title: str) -> Figure:
-    """Confusion matrix (rows human pc 1..5, columns predicted 1..5) of one system."""
+    """Confusion matrix (rows label pc 1..5, columns predicted 1..5) of one system."""
     fig, ax = plt.subplots(figsize=(4.2, 4), layout="constrained")
     _draw_confusion(ax, _confusion_matrix(metrics_or_matrix), title)
     return fig
@@ -236,19 +236,19 @@ def confusions(named: Mapping[str, Mapping[str, Any]]) -> Figure:
     )
     for ax, (name, metrics) in zip(axes[0], named.items(), strict=True):
         _draw_confusion(ax, _confusion_matrix(metrics), f"{name} (n={metrics.get('n', '?')})")
-    fig.suptitle("Confusion matrices (shading: share of each human score)")
+    fig.suptitle("Confusion matrices (shading: share of each label)")
     return fig
 
 
 def prediction_histograms(
     named: Mapping[str, Mapping[str, Any]], truth_counts: Mapping[int, int] | None = None
 ) -> Figure:
-    """Share of each predicted score (and of parse failures) per system, next to the humans'."""
+    """Share of each predicted score (and of parse failures) per system, next to the labels'."""
     categories = [str(score) for score in SCORES] + ["none"]
     series = []
     if truth_counts is not None:
-        human = _by_label(truth_counts)
-        series.append(("human labels", [human[score] for score in SCORES] + [0], None))
+        truth = _by_label(truth_counts)
+        series.append(("labels", [truth[score] for score in SCORES] + [0], None))
     for index, (name, metrics) in enumerate(named.items()):
         histogram = metrics.get("prediction_histogram") or {}
         series.append((name, [histogram.get(key, 0) for key in categories], run_color(index)))
@@ -262,11 +262,11 @@ def prediction_histograms(
         style = (
             {"color": color}
             if color is not None
-            else {"facecolor": "white", "edgecolor": HUMAN_COLOR, "hatch": PUBLISHED_HATCH}
+            else {"facecolor": "white", "edgecolor": LABEL_COLOR, "hatch": PUBLISHED_HATCH}
         )
         ax.bar(np.arange(len(categories)) + offsets[index], shares, width, label=name, **style)
     ax.set_xticks(np.arange(len(categories)), categories[:-1] + ["none\n(parse failure)"])
-    ax.set_title("Predicted scores compared with human labels")
+    ax.set_title("Predicted scores compared with the labels")
     ax.set_xlabel("pc score")
     ax.set_ylabel("share of videos")
     ax.legend()
@@ -374,7 +374,7 @@ def slice_bars(named: Mapping[str, Mapping[str, Any]], column: str) -> Figure:
 
 
 def expected_vs_sampled(records: Sequence[Mapping[str, Any]]) -> Figure:
-    """Expected score (probability-weighted) against the sampled answer, coloured by human pc.
+    """Expected score (probability-weighted) against the sampled answer, coloured by label pc.
 
     The sampled answers are jittered sideways so that the many points on each integer stay
     visible; records without a parsed answer or an expected score are counted, not drawn.
@@ -390,8 +390,8 @@ def expected_vs_sampled(records: Sequence[Mapping[str, Any]]) -> Figure:
         x += rng.uniform(-0.15, 0.15, size=len(x))
         y = [r["expected"] for r in points]
         color = plt.get_cmap("viridis")((score - 1) / 4)
-        ax.scatter(x, y, s=14, alpha=0.7, color=color, label=f"human pc = {score}")
-    ax.plot([1, 5], [1, 5], color=HUMAN_COLOR, linestyle=REFERENCE_LINESTYLE, label="equal")
+        ax.scatter(x, y, s=14, alpha=0.7, color=color, label=f"label pc = {score}")
+    ax.plot([1, 5], [1, 5], color=LABEL_COLOR, linestyle=REFERENCE_LINESTYLE, label="equal")
     skipped = len(records) - len(drawn)
     note = f"; {skipped} lack an answer or expected score" if skipped else ""
     ax.set_title(f"Expected score vs sampled answer ({len(drawn)} videos{note})")
@@ -557,7 +557,7 @@ def _draw_shares(ax: Axes, log: Sequence[Mapping[str, Any]]) -> None:
 
 
 def dense_reward(reward_fn: Callable[[str, str], float]) -> Figure:
-    """Reward against the distance between predicted and human score, dense vs exact match.
+    """Reward against the distance between predicted score and label, dense vs exact match.
 
     ``reward_fn(completion, reference)`` is called for every (prediction, truth) pair in 1..5
     with answers in the model's ``<answer>`` format; the mean per distance is drawn.
@@ -583,7 +583,7 @@ def dense_reward(reward_fn: Callable[[str, str], float]) -> Figure:
     )
     ax.set_xticks(distances)
     ax.set_title("Accuracy reward by how far the answer is off")
-    ax.set_xlabel("|prediction - human pc|")
+    ax.set_xlabel("|prediction - label pc|")
     ax.set_ylabel("reward")
     ax.legend()
     return fig

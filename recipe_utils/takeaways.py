@@ -109,7 +109,7 @@ def _correlation(name: str, metrics: dict) -> str:
         return f"{name} Pearson r is undefined ({metrics.get('notes', {}).get('pearson', 'no spread')})"
     beyond = ci is not None and (ci[0] > 0 or ci[1] < 0)
     return f"{name} Pearson r {fmt(r)}{fmt_ci(ci)}: " + (
-        "correlated with the human scores beyond noise"
+        "correlated with the labels beyond noise"
         if beyond
         else "no correlation beyond noise (the interval contains 0)"
     )
@@ -167,7 +167,7 @@ def _bunching(histogram: dict[str, int]) -> str:
 
 def _as_a_generalist(metrics: dict) -> str:
     """Whether the zero-shot model behaved as the real recipe's does: in format, and weakly
-    but positively correlated with the human scores."""
+    but positively correlated with the labels."""
     ci = metrics.get("pearson_ci")
     failures = metrics["parse_failure_rate"]
     in_format = failures <= 0.10

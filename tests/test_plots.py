@@ -138,12 +138,12 @@ def test_confusions_side_by_side():
     assert len(fig.axes) == 2
 
 
-def test_prediction_histograms_shows_parse_failures_and_human_reference():
+def test_prediction_histograms_shows_parse_failures_and_the_labels():
     fig = plots.prediction_histograms(NAMED, truth_counts={1: 5, 2: 5, 3: 10, 4: 20, 5: 10})
     assert_labelled(fig, legend=True)
     ax = fig.axes[0]
     assert len(ax.patches) == 3 * 6
-    assert [text.get_text() for text in ax.get_legend().get_texts()][0] == "human labels"
+    assert [text.get_text() for text in ax.get_legend().get_texts()][0] == "labels"
     assert ax.get_xticklabels()[-1].get_text().startswith("none")
     shares = [patch.get_height() for patch in ax.patches[6:12]]
     assert sum(shares) == pytest.approx(1.0)

@@ -336,7 +336,7 @@ def test_score_a_folder_without_labels_ranks_and_filters(tiny_model, tmp_path):
     metrics = evaluate(out / "predictions.jsonl", out / "metrics.json")
     assert (metrics["n_rows"], metrics["n_unlabeled"], metrics["n"]) == (2, 2, 0)
     assert "evaluate --labels" in metrics["notes"]["labels"]
-    assert "No human scores" in (out / "report.html").read_text()
+    assert "No labels (pc)" in (out / "report.html").read_text()
 
 
 def test_rows_whose_download_failed_keep_their_line(tiny_model, tmp_path):
