@@ -411,12 +411,11 @@ def _series(log: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], li
     return [step for step, _ in points], [value for _, value in points]
 
 
-def _smooth(values: Sequence[float], window: int) -> np.ndarray:
-    """Trailing mean over ``window`` entries (fewer at the start), so the line starts at step 0."""
+def _rolling_mean(values: Sequence[float], window: int) -> np.ndarray:
+    """Mean of each full run of ``window`` consecutive entries (len(values) - window + 1 of
+    them): a partial window at the start would mix the first, much larger, losses in."""
     cumulative = np.cumsum(np.insert(np.asarray(values, dtype=float), 0, 0.0))
-    ends = np.arange(1, len(values) + 1)
-    starts = np.maximum(ends - window, 0)
-    return (cumulative[ends] - cumulative[starts]) / (ends - starts)
+    return (cumulative[window:] - cumulative[:-window]) / window
 
 
 def metric_vs_step(
@@ -472,17 +471,29 @@ def metric_vs_step(
 
 
 def loss_curve(log: Sequence[Mapping[str, Any]]) -> Figure:
-    """Training loss per step, raw and smoothed (trailing mean over a tenth of the run)."""
+    """Training loss per step, raw and as a rolling mean over a fiftieth of the run, on a log
+    axis: the loss falls by orders of magnitude, and a linear axis flattens all but the start.
+
+    The window is short because a falling loss drags a long one: a mean over a tenth of the run
+    sits far above the raw loss until the first steps leave it, then drops at once.
+    """
     steps, losses = _series(log, "loss")
     if not steps:
         raise ValueError("The training log has no 'loss' entries; pass the SFT log (step, loss).")
-    window = max(1, len(losses) // 10)
+    window = max(1, len(losses) // 50)
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     ax.plot(steps, losses, color=run_color(0), alpha=0.35, label="loss")
-    ax.plot(steps, _smooth(losses, window), color=run_color(0), label=f"mean of last {window}")
+    ax.plot(
+        steps[window - 1 :],
+        _rolling_mean(losses, window),
+        color=run_color(0),
+        label=f"mean of the last {window} steps",
+    )
+    if min(losses) > 0:
+        ax.set_yscale("log")
     ax.set_title("Training loss")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    ax.set_ylabel("loss (log scale)" if min(losses) > 0 else "loss")
     ax.legend()
     return fig
 

@@ -186,13 +186,24 @@ def test_metric_vs_step_rejects_unknown_metric():
         plots.metric_vs_step({}, "pearsn", {})
 
 
-def test_loss_curve_draws_raw_and_smoothed():
-    log = [{"step": step, "loss": 2.0 / (step + 1), "lr": 1e-5} for step in range(40)]
+def test_loss_curve_is_log_scaled_with_a_rolling_mean_over_full_windows():
+    """A loss that starts at 8 and drops to 0.2 at once: each point of the mean is the mean of
+    the `window` losses up to it, so it reaches the low loss `window` steps after the drop (the
+    QA report saw a long, partly filled window hold the line high, then drop far later)."""
+    losses = [8.0] * 10 + [0.2] * 190
+    log = [{"step": step, "loss": loss, "lr": 1e-5} for step, loss in enumerate(losses, 1)]
     fig = plots.loss_curve(log)
     assert_labelled(fig, legend=True)
-    raw, smooth = fig.axes[0].lines
-    assert smooth.get_ydata()[0] == pytest.approx(raw.get_ydata()[0])
-    assert smooth.get_ydata()[-1] > raw.get_ydata()[-1]  # trailing mean lags a falling loss
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    raw, mean = ax.lines
+    window = len(raw.get_xdata()) - len(mean.get_xdata()) + 1
+    assert window == 4 and "last 4 steps" in mean.get_label()
+    assert list(mean.get_xdata()) == list(raw.get_xdata())[window - 1 :]
+    expected = [sum(losses[end - window : end]) / window for end in range(window, len(losses) + 1)]
+    assert list(mean.get_ydata()) == pytest.approx(expected)
+    at_step = dict(zip(mean.get_xdata(), mean.get_ydata(), strict=True))
+    assert at_step[10 + window] == pytest.approx(0.2) and at_step[10 + window - 1] > 0.2
 
 
 def test_loss_curve_without_loss_names_the_fix():
