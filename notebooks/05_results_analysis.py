@@ -86,15 +86,16 @@ plots.save_figure(fig, out / "correlation_bars.png")
 # %% [markdown]
 # ## Training curves
 # Checkpoint choice depends on the metric: accuracy and correlation need not peak together, nor
-# validation (dotted) and evaluation (solid). GRPO started from SFT's selected checkpoint
-# continues from that SFT step; its first point is that checkpoint scored with the GRPO prompt,
-# so it need not sit on the SFT curve.
+# validation (dotted) and evaluation (solid). Each trained stage has its own panel and step axis
+# (the stages differ in length), with the step it selected on validation ringed. GRPO's step 0 is
+# the checkpoint it started from, scored with the GRPO prompt, so it need not match the SFT
+# point of that checkpoint.
 
 # %%
+curves, selected_steps = sweep_curves(run)
 for metric in ("accuracy", "pearson"):
-    fig = plots.metric_vs_step(
-        sweep_curves(run), metric, {"zero-shot (this run)": systems["zero_shot"][metric]}
-    )
+    references = {"zero-shot (this run)": systems["zero_shot"][metric]}
+    fig = plots.metric_by_stage(curves, metric, references, selected_steps)
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
 
 # %% [markdown]

@@ -418,55 +418,104 @@ def _rolling_mean(values: Sequence[float], window: int) -> np.ndarray:
     return (cumulative[window:] - cumulative[:-window]) / window
 
 
+def _check_metric(metric: str) -> None:
+    if metric not in METRIC_LABELS:
+        raise ValueError(f"Unknown metric {metric!r}; choose one of {sorted(METRIC_LABELS)}.")
+
+
+def _draw_sweep(
+    ax: Axes, name: str, points: Sequence[Mapping[str, Any]], metric: str, index: int, step: Any
+) -> None:
+    """One run's metric over its checkpoints: solid on test, dotted on validation where the
+    points carry `val_<metric>`, and a ring on `step` (the step selected on validation)."""
+    steps, values = _series(points, metric)
+    ax.plot(steps, values, marker="o", color=run_color(index), label=name)
+    val_steps, val_values = _series(points, f"val_{metric}")
+    if val_steps:
+        ax.plot(
+            val_steps,
+            val_values,
+            ":",
+            marker=".",
+            color=run_color(index),
+            label=f"{name}, validation",
+        )
+    if step in steps:
+        ax.plot(
+            step,
+            values[steps.index(step)],
+            "o",
+            markersize=12,
+            fillstyle="none",
+            color=run_color(index),
+            label=f"selected on validation (step {step})",
+        )
+
+
+def _draw_references(ax: Axes, references: Mapping[str, float | None], first_color: int) -> None:
+    """Dashed levels; one whose name contains "published" is grey, the others take run colours
+    from `first_color` on. Undefined (None) levels are skipped."""
+    for index, (name, value) in enumerate(references.items()):
+        if value is None:
+            continue
+        color = PUBLISHED_COLOR if "published" in name.lower() else run_color(first_color + index)
+        ax.axhline(value, color=color, linestyle=REFERENCE_LINESTYLE, label=f"{name} ({value:.3f})")
+
+
 def metric_vs_step(
     sweeps: Mapping[str, Sequence[Mapping[str, Any]]],
     metric: str,
     references: Mapping[str, float | None] | None = None,
     selected: Mapping[str, int] | None = None,
 ) -> Figure:
-    """A metric over checkpoints, one line per run, with dashed reference levels.
+    """A metric over checkpoints, one line per run on one step axis, with dashed reference
+    levels.
 
     Points that also carry the metric on validation (`val_<metric>`, as sweep tables do) get a
     dotted twin line; `selected` rings the step chosen on validation on a run's line. A
     reference whose name contains "published" is drawn grey; others take a run colour after
     the runs. Points and references whose value is None (undefined) are skipped.
     """
-    if metric not in METRIC_LABELS:
-        raise ValueError(f"Unknown metric {metric!r}; choose one of {sorted(METRIC_LABELS)}.")
+    _check_metric(metric)
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     for index, (name, points) in enumerate(sweeps.items()):
-        steps, values = _series(points, metric)
-        ax.plot(steps, values, marker="o", color=run_color(index), label=name)
-        val_steps, val_values = _series(points, f"val_{metric}")
-        if val_steps:
-            ax.plot(
-                val_steps,
-                val_values,
-                ":",
-                marker=".",
-                color=run_color(index),
-                label=f"{name}, validation",
-            )
-        step = (selected or {}).get(name)
-        if step in steps:
-            ax.plot(
-                step,
-                values[steps.index(step)],
-                "o",
-                markersize=12,
-                fillstyle="none",
-                color=run_color(index),
-                label=f"selected on validation (step {step})",
-            )
-    for index, (name, value) in enumerate((references or {}).items()):
-        if value is None:
-            continue
-        color = PUBLISHED_COLOR if "published" in name.lower() else run_color(len(sweeps) + index)
-        ax.axhline(value, color=color, linestyle=REFERENCE_LINESTYLE, label=f"{name} ({value:.3f})")
+        _draw_sweep(ax, name, points, metric, index, (selected or {}).get(name))
+    _draw_references(ax, references or {}, len(sweeps))
     ax.set_title(f"{METRIC_LABELS[metric]} over training checkpoints")
     ax.set_xlabel("training step")
     ax.set_ylabel(METRIC_LABELS[metric])
     ax.legend(fontsize=8)
+    return fig
+
+
+def metric_by_stage(
+    stages: Mapping[str, Sequence[Mapping[str, Any]]],
+    metric: str,
+    references: Mapping[str, float | None] | None = None,
+    selected: Mapping[str, int] | None = None,
+) -> Figure:
+    """`metric_vs_step` with one panel per training stage, each on its own step axis and all on
+    one y axis: stages of very different lengths (1600 SFT steps, 60 GRPO steps) stay readable,
+    and each panel rings its own selected step."""
+    _check_metric(metric)
+    if not stages:
+        raise ValueError("metric_by_stage needs at least one {stage name: sweep points} entry.")
+    fig, axes = plt.subplots(
+        1,
+        len(stages),
+        figsize=(5 * len(stages), 4),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    for index, (ax, (name, points)) in enumerate(zip(axes[0], stages.items(), strict=True)):
+        _draw_sweep(ax, name, points, metric, index, (selected or {}).get(name))
+        _draw_references(ax, references or {}, len(stages))
+        ax.set_title(name)
+        ax.set_xlabel("training step of this stage")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel(METRIC_LABELS[metric])
+    fig.suptitle(f"{METRIC_LABELS[metric]} over training checkpoints")
     return fig
 
 

@@ -129,17 +129,17 @@ def markdown_table(rows: list[dict], columns: tuple[str, ...] | None = None) -> 
     return "\n".join(lines)
 
 
-def sweep_curves(run: Path) -> dict[str, list[dict]]:
-    """SFT and GRPO checkpoint metrics on one step axis. GRPO started from an SFT checkpoint
-    (`grpo.start: sft`) counts its steps on from that SFT step; from the base model, from 0."""
-    sft = _read(run / "sft" / "sweep" / "sweep.json")["steps"]
-    grpo = _read(run / "grpo" / "sweep" / "sweep.json")["steps"]
-    grpo_metrics = _read(run / "04_grpo" / "metrics.json")
-    if grpo_metrics.get("start", "sft") != "sft":
-        return {"SFT": sft, "GRPO (from the base model)": grpo}
-    start = grpo_metrics["sft"]["step"]
-    shifted = [point | {"step": point["step"] + start} for point in grpo]
-    return {"SFT": sft, f"GRPO (from SFT step {start})": shifted}
+def sweep_curves(run: Path) -> tuple[dict[str, list[dict]], dict[str, int]]:
+    """Each trained stage's checkpoint metrics on its own step axis (GRPO's step 0 is the model
+    it started from), named with where GRPO started, and the step each stage selected on
+    validation, by the same names."""
+    grpo = _read(run / "04_grpo" / "metrics.json")
+    start = (
+        f"SFT step {grpo['sft']['step']}" if grpo.get("start", "sft") == "sft" else "the base model"
+    )
+    names = {"sft": "SFT", "grpo": f"GRPO (from {start})"}
+    curves = {names[kind]: _read(run / kind / "sweep" / "sweep.json")["steps"] for kind in STAGES}
+    return curves, {names[kind]: selected(run, kind)["step"] for kind in STAGES}
 
 
 def disagreements(by_system: dict[str, list[dict]], n: int = 3) -> list[dict]:

@@ -186,6 +186,22 @@ def test_metric_vs_step_rejects_unknown_metric():
         plots.metric_vs_step({}, "pearsn", {})
 
 
+def test_metric_by_stage_gives_each_stage_its_own_step_axis_and_ring():
+    stages = {
+        "SFT": [{"step": s, "pearson": 0.1 + s / 4000, "val_pearson": 0.5} for s in (0, 800, 1600)],
+        "GRPO (from SFT step 1600)": [{"step": s, "pearson": 0.5} for s in (0, 20, 40, 60)],
+    }
+    selected = {"SFT": 800, "GRPO (from SFT step 1600)": 40}
+    fig = plots.metric_by_stage(stages, "pearson", {"zero-shot (this run)": 0.3}, selected)
+    sft, grpo = fig.axes
+    assert sft.get_title() == "SFT" and grpo.get_xlim()[1] < 100  # not on SFT's 1600 steps
+    for ax, step in ((sft, 800), (grpo, 40)):
+        ring = next(line for line in ax.lines if "selected" in line.get_label())
+        assert list(ring.get_xdata()) == [step]
+        assert any("zero-shot (this run) (0.300)" in t.get_text() for t in ax.get_legend().texts)
+    assert sft.get_ylim() == grpo.get_ylim()
+
+
 def test_loss_curve_is_log_scaled_with_a_rolling_mean_over_full_windows():
     """A loss that starts at 8 and drops to 0.2 at once: each point of the mean is the mean of
     the `window` losses up to it, so it reaches the low loss `window` steps after the drop (the
