@@ -38,6 +38,7 @@ from recipe_utils.clips import Gallery, link, scored_clip
 from recipe_utils.config import load_config, run_dir
 from recipe_utils.metrics import PUBLISHED
 from recipe_utils.pipeline import best_checkpoint, resolve_source, score_args
+from recipe_utils.ranking import relative_clip
 from recipe_utils.scoring import score_split
 from recipe_utils.summary import (
     SYSTEMS,
@@ -208,6 +209,7 @@ predictions = score_split(
 )
 kept = (own / "scores" / "kept.txt").read_text().splitlines()
 ranking = pd.read_csv(own / "scores" / "ranking.csv")
+ranking["clip"] = [relative_clip(clip, clips) for clip in ranking["clip"]]
 print(f"the selected {critic.upper()} checkpoint keeps {len(kept)} of {len(ranking)} clips")
 ranking.drop(columns="id").head(8)
 

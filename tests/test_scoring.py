@@ -20,6 +20,7 @@ from recipe_utils.ranking import (
     RANKING_COLUMNS,
     rank_score,
     ranked,
+    relative_clip,
     write_keep_lists,
     write_ranking,
 )
@@ -412,6 +413,19 @@ def test_ranking_puts_the_best_first_and_keeps_only_scores_above_the_bar(tmp_pat
     kept, dropped = write_keep_lists(records, tmp_path, above=3.0)
     assert kept.read_text().splitlines() == ["https://cdn.example/a,b;c'd+e.mp4", "/v/mid.mp4"]
     assert dropped.read_text().splitlines() == ["/v/edge.mp4", "/v/low.mp4", "/v/x.mp4", "/v/u.mp4"]
+
+
+@pytest.mark.parametrize(
+    "clip, shown",
+    [
+        ("/run/clips/generator_a/videos/test_0003.mp4", "generator_a/videos/test_0003.mp4"),
+        ("/run/clips/generator_b/videos/test_0003.mp4", "generator_b/videos/test_0003.mp4"),
+        ("/elsewhere/test_0003.mp4", "/elsewhere/test_0003.mp4"),
+        ("https://cdn.example/test_0003.mp4", "https://cdn.example/test_0003.mp4"),
+    ],
+)
+def test_a_ranked_clip_is_shown_relative_to_the_scored_folder(clip, shown):
+    assert relative_clip(clip, "/run/clips") == shown
 
 
 def test_a_source_with_nothing_to_score_never_loads_the_model(tmp_path):
