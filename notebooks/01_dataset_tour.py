@@ -21,8 +21,9 @@
 # each rated for semantic adherence (`sa`, does it show the caption?) and physical commonsense.
 #
 # **You will learn**
-# - the columns of a VideoPhy-2 row and the five kinds of violation (conservation, gravity,
-#   collision, temporal causality, spatial constraints);
+# - the columns of a VideoPhy-2 row and the five classes of violation (conservation, gravity,
+#   collision, temporal causality, spatial constraints); the course's synthetic clips break each
+#   class in two ways, ten violations in all;
 # - how the labels are distributed, why "always answer 4" is a strong baseline to beat, and
 #   what label balancing does before reinforcement learning;
 # - how to look at clips and their labels yourself.

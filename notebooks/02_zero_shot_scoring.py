@@ -104,13 +104,13 @@ pd.Series({k: metrics[k] for k in (*keys, "parse_failure_rate")}).to_frame("zero
 # in pairs, *temporal patches* of 2), every frame is resized so both sides are multiples of 28
 # pixels (14 px patches, merged 2x2), and each merged 28x28 patch of a frame pair becomes one
 # visual token. More frames or larger frames cost more tokens, hence memory and time.
-# Scoring uses `fps: 16` with `total_pixels`, a budget for the *whole clip*: a long clip gets
-# smaller frames, so every clip fits the context while fast events (a ball passing through a
-# wall in a few frames) are still sampled. Training uses `fps: 1` with `max_pixels`, a cap *per
-# frame*: few, sharper frames keep each training example cheap. The table counts one clip of
-# this run under each setting, with the processor the model uses: the course's synthetic clips
-# are small (no budget shrinks them), so the same clip enlarged to a VideoPhy-2 frame size
-# shows what the budgets trade.
+# The recipe scores at `fps: 16` with `total_pixels`, a budget for the *whole clip*: a long clip
+# gets smaller frames, so every clip fits the context while fast events (a ball passing through
+# a wall in a few frames) are still sampled. It trains at `fps: 1` with `max_pixels`, a cap *per
+# frame*: few, sharper frames keep each training example cheap. This profile's values are in the
+# table below, next to the recipe's; it counts one clip of this run under each setting, with the
+# processor the model uses: the course's synthetic clips are small (no budget shrinks them), so
+# the same clip enlarged to a VideoPhy-2 frame size shows what the budgets trade.
 
 # %%
 full = load_config("full")

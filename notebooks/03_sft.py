@@ -23,7 +23,8 @@
 #   `<answer>\nN\n</answer>`), the same dataset the cosmos-rl job reads on 8 GPUs;
 # - why the smoke profile's answers first list the clip's annotated violations in a
 #   `<think>` block (`sft.rationale`): a bare score gives a model trained from scratch one
-#   token of signal per clip, too little to discover ten kinds of violation on a CPU; naming
+#   token of signal per clip, too little to discover the synthetic clips' ten violations (two
+#   in each of the five classes of notebook 01) on a CPU; naming
 #   each violation it should see teaches them one by one, and the score then follows from the
 #   list (the published recipe fine-tunes a model that can already reason, on bare scores);
 # - what the loss is computed on (the assistant's turn only: its reasoning, if any, and the
@@ -59,7 +60,7 @@ from recipe_utils.metrics import (
     read_predictions,
 )
 from recipe_utils.pipeline import dataset_stage, resolve_source, sweep_stage, train_stage
-from recipe_utils.takeaways import is_synthetic, what_this_run_showed
+from recipe_utils.takeaways import is_synthetic, sft_step_zero, what_this_run_showed
 from recipe_utils.train import read_log
 from recipe_utils.videophy2 import load_conversations, load_rows
 
@@ -100,7 +101,8 @@ plots.save_figure(fig, out / "loss_curve.png")
 # ## Score every checkpoint
 # Every checkpoint scores the test split (solid) and every trained one the validation split
 # (dotted). The ringed step is the one selected on validation Pearson r: the one this notebook
-# reports and notebook 04 may start from. On the full profile the dashed grey line is the published SFT best on
+# reports and notebook 04 may start from. Step 0 is the model before training; the line printed
+# under the table says why it need not repeat notebook 02's zero-shot numbers. On the full profile the dashed grey line is the published SFT best on
 # VideoPhy-2. On the smoke profile the curve is the tiny model on synthetic clips, so no
 # published line is drawn: the two would share an axis but not a meaning.
 
@@ -118,6 +120,7 @@ for metric in ("accuracy", "pearson"):
     name = f"SFT (this run, {data})"
     fig = plots.metric_vs_step({name: sweep["steps"]}, metric, references, {name: selected_step})
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
+print(sft_step_zero(config))
 pd.DataFrame(sweep["steps"]).set_index("step")
 
 # %% [markdown]

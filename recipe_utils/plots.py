@@ -586,7 +586,7 @@ def _draw_reward(ax: Axes, log: Sequence[Mapping[str, Any]]) -> None:
 
 def reward_curves(log: Sequence[Mapping[str, Any]]) -> Figure:
     """GRPO health at a glance: reward, KL to the reference policy, response length, and the
-    shares of groups that taught nothing and of tokens the clip held back."""
+    shares of groups that taught nothing and of tokens the ratio limit held back."""
     fig, (reward_ax, kl_ax, length_ax, share_ax) = plt.subplots(
         1, 4, figsize=(18, 3.8), layout="constrained"
     )

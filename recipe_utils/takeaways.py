@@ -234,6 +234,28 @@ def zero_shot(metrics: dict, synthetic: bool) -> list[str]:
     return lines
 
 
+def sft_step_zero(config: dict) -> str:
+    """Why the SFT sweep's step 0 (notebook 02's model, scored before any training) need not
+    repeat notebook 02's zero-shot numbers: the sweep scores with SFT's prompt, and the same
+    video settings and sampling as zero-shot."""
+    ours, zero_shot = config["sft"]["prompt"], config["scoring"]["prompt"]
+    if ours != zero_shot:
+        return (
+            f"Step 0 is notebook 02's model before training, scored with SFT's prompt ({ours}) "
+            f"instead of notebook 02's ({zero_shot}), with the same video settings and "
+            "sampling: the other prompt is why its numbers differ from 02's zero-shot."
+        )
+    if config["scoring"]["sampling"]["greedy"]:
+        return (
+            "Step 0 is notebook 02's model before training, scored with the same prompt, video "
+            "settings and greedy decoding: it repeats 02's zero-shot numbers."
+        )
+    return (
+        "Step 0 is notebook 02's model before training, scored with the same prompt and video "
+        "settings; the answers are sampled, so it differs from 02's zero-shot by sampling alone."
+    )
+
+
 def selection(metrics: dict) -> str:
     """Which step was selected on validation, and what choosing on test instead would report."""
     selected, on_test = metrics["selected"], metrics["best_on_test"]

@@ -10,6 +10,7 @@ from recipe_utils.config import flat, load_config, run_settings
 from recipe_utils.takeaways import (
     balance_findings,
     compare,
+    sft_step_zero,
     slice_note,
     verdict,
     what_this_run_showed,
@@ -389,3 +390,15 @@ def test_a_seed_record_of_other_settings_is_named_but_not_cited(tmp_path, seed_r
 
 def test_without_a_seed_record_nothing_is_said_of_seeds(tmp_path):
     assert "seed" not in text(tmp_path, "03_sft", sft_stage(chosen(sft_metrics()))).lower()
+
+
+def test_sft_step_zero_says_why_it_differs_from_zero_shot():
+    """The smoke profile sweeps SFT with the thinking prompt, the full profile with the
+    benchmark's prompt and sampled answers: each says its own reason."""
+    smoke = sft_step_zero(SMOKE)
+    assert "with SFT's prompt (prompts/video_reward_with_thinking.yaml) instead of" in smoke
+    assert "(prompts/video_reward.yaml)" in smoke
+    assert "by sampling alone" in sft_step_zero(FULL)
+    greedy = copy.deepcopy(FULL)
+    greedy["scoring"]["sampling"]["greedy"] = True
+    assert "it repeats 02's zero-shot numbers" in sft_step_zero(greedy)
