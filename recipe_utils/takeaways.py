@@ -210,7 +210,7 @@ def zero_shot(metrics: dict, synthetic: bool) -> list[str]:
         "parseable score (counted as wrong).",
         _correlation("Zero-shot", metrics) + ".",
         _bunching(metrics["prediction_histogram"]) + ".",
-        _against_majority("Zero-shot", metrics, metrics["majority_baseline_accuracy"]),
+        _against_majority("zero-shot", metrics, metrics["majority_baseline_accuracy"]),
     ]
     ranks = expected_vs_sampled("zero-shot", metrics)
     if ranks:
