@@ -231,7 +231,7 @@ def test_zero_shot_says_whether_it_behaved_like_the_published_model(tmp_path):
 def test_zero_shot_is_judged_against_the_majority_label(tmp_path):
     shown = text(tmp_path, "02_zero_shot", zero_shot_metrics(0.0, 0.3, [0.13, 0.46]))
     assert (
-        "Against always answering the majority label: Zero-shot accuracy 0.250 [0.180, 0.330] "
+        "Against always answering the majority label: zero-shot accuracy 0.250 [0.180, 0.330] "
         "vs majority label 0.283: within noise" in shown
     )
 
