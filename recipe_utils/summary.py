@@ -143,7 +143,7 @@ def sweep_curves(run: Path) -> tuple[dict[str, list[dict]], dict[str, int]]:
 
 
 def disagreements(by_system: dict[str, list[dict]], n: int = 3) -> list[dict]:
-    """The videos whose parsed scores differ most between systems (ids, human and parsed scores)."""
+    """The videos whose parsed scores differ most between systems (ids, labels and parsed scores)."""
     names = list(by_system)
     indexed = {name: {r["id"]: r for r in recs} for name, recs in by_system.items()}
     shared = set.intersection(*(set(index) for index in indexed.values()))
