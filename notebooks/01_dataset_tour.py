@@ -21,8 +21,9 @@
 # each rated for semantic adherence (`sa`, does it show the caption?) and physical commonsense.
 #
 # **You will learn**
-# - the columns of a VideoPhy-2 row and the five kinds of violation (conservation, gravity,
-#   collision, temporal causality, spatial constraints);
+# - the columns of a VideoPhy-2 row and the five classes of violation (conservation, gravity,
+#   collision, temporal causality, spatial constraints); the course's synthetic clips break each
+#   class in two ways, ten violations in all;
 # - how the labels are distributed, why "always answer 4" is a strong baseline to beat, and
 #   what label balancing does before reinforcement learning;
 # - how to look at clips and their labels yourself.
@@ -38,7 +39,7 @@ from IPython.display import display
 from recipe_utils import plots
 from recipe_utils.clips import Gallery, row_clip, violations
 from recipe_utils.config import load_config, run_dir
-from recipe_utils.metrics import compute_metrics
+from recipe_utils.metrics import majority_baseline
 from recipe_utils.pipeline import resolve_source
 from recipe_utils.report import clip_browser
 from recipe_utils.takeaways import slice_note, what_this_run_showed
@@ -97,8 +98,8 @@ for column in ("model_name", "category", "is_hard"):
 
 # %%
 counts = label_counts(train)
-majority = max(counts, key=counts.get)
-constant = compute_metrics([{"id": r["id"], "pc": r["pc"], "pred": majority} for r in test])
+constant = majority_baseline(counts, test)
+majority = constant["label"]
 print(f"train label counts: {counts}; majority label: {majority}")
 print(
     f"always answering {majority}: accuracy {constant['accuracy']:.3f}, "
@@ -108,9 +109,10 @@ print(
 
 # %% [markdown]
 # ## Looking at clips
-# Low- and high-scoring clips side by side, each with its scores and the violations people
-# annotated (`human_violated_rules`). They play in the saved notebook too (no kernel needed);
-# the file link opens the clip in JupyterLab.
+# Low- and high-scoring clips side by side, each with its scores and its annotated violations
+# (`human_violated_rules`: people's notes in VideoPhy-2, the generator's on synthetic clips).
+# They play in the saved notebook too (no kernel needed); the file link opens the clip in
+# JupyterLab.
 
 # %%
 # hub rows get their videos on disk first (the synthetic rows already point at theirs)

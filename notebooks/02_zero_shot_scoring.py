@@ -15,7 +15,8 @@
 # # 02 · Zero-shot scoring: the model as it comes
 #
 # Before training anything, ask the model to score each evaluation clip with the benchmark's
-# own prompt and compare its answers with the human scores.
+# own prompt and compare its answers with the labels (people's scores in VideoPhy-2, the
+# generator's exact scores on the smoke profile's synthetic clips).
 #
 # **You will learn**
 # - the benchmark prompt and why each of its four criteria is there;
@@ -23,7 +24,8 @@
 #   failures instead of being dropped (the published metric script drops them);
 # - the metrics (accuracy, Pearson and Spearman r, MAE, ±1 accuracy) with bootstrap intervals,
 #   and the *expected score*: the probability-weighted mean over the answer tokens "1".."5",
-#   a continuous score that ranks clips better than the sampled digit;
+#   a continuous score that *can* rank clips better than the sampled digit, because it breaks
+#   the ties between clips given the same answer (the closing summary says whether it did here);
 # - whether the model bunches its answers at 3-4, as published zero-shot runs do.
 #
 # Smoke profile: a stand-in for a pretrained generalist (the tiny model after a short
@@ -41,14 +43,14 @@ from IPython.display import HTML, display
 from recipe_utils import plots
 from recipe_utils.clips import link
 from recipe_utils.config import load_config, repo_path, run_dir
-from recipe_utils.metrics import PUBLISHED, read_predictions
-from recipe_utils.pipeline import resolve_model, zero_shot_stage
+from recipe_utils.metrics import PUBLISHED, majority_baseline, read_predictions
+from recipe_utils.pipeline import resolve_model, resolve_source, zero_shot_stage
 from recipe_utils.pretrain import model_card
 from recipe_utils.prompts import load_prompt
 from recipe_utils.scoring import video_inputs
 from recipe_utils.takeaways import is_synthetic, what_this_run_showed
 from recipe_utils.video import load_clip, resize, write_clip
-from recipe_utils.videophy2 import label_counts
+from recipe_utils.videophy2 import label_counts, load_rows
 
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, Cosmos-Reason1-7B)
@@ -86,7 +88,7 @@ print("\n".join(model_card(model)))
 # ## Score the evaluation split
 # Scoring appends one line per video to `zero_shot/predictions.jsonl` as it goes: stop the cell
 # and run it again, and it continues where it stopped. `zero_shot/report.html` (link below) shows
-# every video's frames, answer and human score.
+# every video's frames, answer and label.
 
 # %%
 metrics = zero_shot_stage(config, run)
@@ -102,13 +104,13 @@ pd.Series({k: metrics[k] for k in (*keys, "parse_failure_rate")}).to_frame("zero
 # in pairs, *temporal patches* of 2), every frame is resized so both sides are multiples of 28
 # pixels (14 px patches, merged 2x2), and each merged 28x28 patch of a frame pair becomes one
 # visual token. More frames or larger frames cost more tokens, hence memory and time.
-# Scoring uses `fps: 16` with `total_pixels`, a budget for the *whole clip*: a long clip gets
-# smaller frames, so every clip fits the context while fast events (a ball passing through a
-# wall in a few frames) are still sampled. Training uses `fps: 1` with `max_pixels`, a cap *per
-# frame*: few, sharper frames keep each training example cheap. The table counts one clip of
-# this run under each setting, with the processor the model uses: the course's synthetic clips
-# are small (no budget shrinks them), so the same clip enlarged to a VideoPhy-2 frame size
-# shows what the budgets trade.
+# The recipe scores at `fps: 16` with `total_pixels`, a budget for the *whole clip*: a long clip
+# gets smaller frames, so every clip fits the context while fast events (a ball passing through
+# a wall in a few frames) are still sampled. It trains at `fps: 1` with `max_pixels`, a cap *per
+# frame*: few, sharper frames keep each training example cheap. This profile's values are in the
+# table below, next to the recipe's; it counts one clip of this run under each setting, with the
+# processor the model uses: the course's synthetic clips are small (no budget shrinks them), so
+# the same clip enlarged to a VideoPhy-2 frame size shows what the budgets trade.
 
 # %%
 full = load_config("full")
@@ -151,22 +153,30 @@ plots.save_figure(fig, figures / "correlation_bars.png")
 for record in records[:N_EXAMPLES]:
     expected = "None" if record["expected"] is None else f"{record['expected']:.2f}"
     print(
-        f"{record['id']}  human pc={record['pc']}  parsed={record['pred']}  expected={expected}\n"
+        f"{record['id']}  label pc={record['pc']}  parsed={record['pred']}  expected={expected}\n"
         + textwrap.indent(record["raw"][0] or "(empty answer)", "    | ")
         + "\n"
     )
 
 # %% [markdown]
-# Where the answers go: the share of each parsed score next to the human labels. Published
+# Where the answers go: the share of each parsed score next to the labels. Published
 # zero-shot runs bunch at 3-4; the last bar counts answers with no parseable score.
 
 # %%
 fig = plots.prediction_histograms({"zero-shot": metrics}, label_counts(records))
 plots.save_figure(fig, figures / "prediction_histogram.png")
-fig = plots.confusion(metrics, "Zero-shot: human pc vs predicted")
+fig = plots.confusion(metrics, "Zero-shot: label pc vs predicted")
 plots.save_figure(fig, figures / "confusion.png")
 
+# %% [markdown]
+# The bar notebook 01 set: always answering the training split's most frequent label, scored
+# on the same clips.
+
 # %%
+train = load_rows(*resolve_source(config, run, "train"), config["data"]["limit"]).rows
+constant = majority_baseline(label_counts(train), records)
+print(f"always answering {constant['label']}: accuracy {constant['accuracy']:.3f}")
+metrics["majority_baseline_accuracy"] = constant["accuracy"]
 with open(run / "02_zero_shot" / "metrics.json", "w") as file:
     json.dump(metrics, file, indent=2)
 

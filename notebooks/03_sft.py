@@ -12,10 +12,10 @@
 # ---
 
 # %% [markdown]
-# # 03 · Supervised fine-tuning: teach the scale with human scores
+# # 03 · Supervised fine-tuning: teach the scale with labelled clips
 #
 # Zero-shot, the model has never been told what a "3" looks like. Supervised fine-tuning (SFT)
-# shows it training clips with the human score as the answer, so it learns the benchmark's
+# shows it training clips with their label as the answer, so it learns the benchmark's
 # scale.
 #
 # **You will learn**
@@ -23,7 +23,8 @@
 #   `<answer>\nN\n</answer>`), the same dataset the cosmos-rl job reads on 8 GPUs;
 # - why the smoke profile's answers first list the clip's annotated violations in a
 #   `<think>` block (`sft.rationale`): a bare score gives a model trained from scratch one
-#   token of signal per clip, too little to discover ten kinds of violation on a CPU; naming
+#   token of signal per clip, too little to discover the synthetic clips' ten violations (two
+#   in each of the five classes of notebook 01) on a CPU; naming
 #   each violation it should see teaches them one by one, and the score then follows from the
 #   list (the published recipe fine-tunes a model that can already reason, on bare scores);
 # - what the loss is computed on (the assistant's turn only: its reasoning, if any, and the
@@ -55,11 +56,11 @@ from recipe_utils.config import load_config, run_dir
 from recipe_utils.metrics import (
     PUBLISHED_SFT_STEPS,
     chosen_checkpoints,
-    compute_metrics,
+    majority_baseline,
     read_predictions,
 )
 from recipe_utils.pipeline import dataset_stage, resolve_source, sweep_stage, train_stage
-from recipe_utils.takeaways import is_synthetic, what_this_run_showed
+from recipe_utils.takeaways import is_synthetic, sft_step_zero, what_this_run_showed
 from recipe_utils.train import read_log
 from recipe_utils.videophy2 import load_conversations, load_rows
 
@@ -67,7 +68,7 @@ from recipe_utils.videophy2 import load_conversations, load_rows
 PROFILE: str = "smoke"  # smoke (CPU, tiny model) or full (8 GPUs, cosmos-rl)
 RUN_DIR: str = ""  # where this run writes; empty: the profile's run_dir
 OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or that as JSON)
-N_EXAMPLES: int = 5  # before/after examples shown, one per human score
+N_EXAMPLES: int = 5  # before/after examples shown, one per label
 
 # %%
 config = load_config(PROFILE, OVERRIDES)
@@ -100,7 +101,8 @@ plots.save_figure(fig, out / "loss_curve.png")
 # ## Score every checkpoint
 # Every checkpoint scores the test split (solid) and every trained one the validation split
 # (dotted). The ringed step is the one selected on validation Pearson r: the one this notebook
-# reports and notebook 04 may start from. On the full profile the dashed grey line is the published SFT best on
+# reports and notebook 04 may start from. Step 0 is the model before training; the line printed
+# under the table says why it need not repeat notebook 02's zero-shot numbers. On the full profile the dashed grey line is the published SFT best on
 # VideoPhy-2. On the smoke profile the curve is the tiny model on synthetic clips, so no
 # published line is drawn: the two would share an axis but not a meaning.
 
@@ -118,11 +120,12 @@ for metric in ("accuracy", "pearson"):
     name = f"SFT (this run, {data})"
     fig = plots.metric_vs_step({name: sweep["steps"]}, metric, references, {name: selected_step})
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
+print(sft_step_zero(config))
 pd.DataFrame(sweep["steps"]).set_index("step")
 
 # %% [markdown]
 # ## Before and after
-# The same clips (one for each human score), scored by the model before fine-tuning and by
+# The same clips (one for each label), scored by the model before fine-tuning and by
 # the selected checkpoint, with the whole answers.
 
 # %%
@@ -150,11 +153,8 @@ Gallery(
 selected_metrics = json.loads(
     (run / "sft" / "sweep" / f"step_{selected_step}" / "metrics.json").read_text()
 )
-counts = report["label_counts_before"]  # the split as it comes, before any balancing
-majority = int(max(counts, key=counts.get))
-constant = compute_metrics(
-    [{"id": r["id"], "pc": r["pc"], "pred": majority} for r in before], n_boot=0
-)
+# SFT's rows as they come, before any balancing
+constant = majority_baseline(report["label_counts_before"], before)
 fig = plots.confusions({"zero-shot": zero_shot, f"SFT step {selected_step}": selected_metrics})
 plots.save_figure(fig, out / "confusions.png")
 window = max(1, len(log) // 10)

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 04 · GRPO: reinforcement learning with a designed reward
 #
-# SFT imitates the human score. GRPO instead lets the model answer, scores each answer with a
+# SFT imitates the label. GRPO instead lets the model answer, scores each answer with a
 # reward, and pushes up the answers that beat the others sampled for the same clip. What the
 # model learns is then exactly what the reward says, so the reward is designed with care.
 #
@@ -26,7 +26,8 @@
 # - the GRPO update itself: G answers per clip, group-normalised advantages, a clipped
 #   probability ratio and a KL penalty, in `recipe_utils.train.train_grpo`, the same rewards
 #   the cosmos-rl job registers on 8 GPUs;
-# - when the clip acts: only from the second of several updates per batch (`mu_iterations`);
+# - when the probability-ratio limit (PPO's "clipping") takes effect: only from the second of
+#   several updates per batch (`mu_iterations`);
 # - what label balancing does, tested: two runs alike but for the balance, both scored.
 #
 # Smoke profile: the SFT checkpoint notebook 03 selected on validation, in-process on the CPU.
@@ -75,7 +76,7 @@ out.mkdir(exist_ok=True)
 
 # %% [markdown]
 # ## A dense reward
-# With exact match, a "4" for a clip people rated 5 earns the same as a "1": nothing. The
+# With exact match, a "4" for a clip labelled 5 earns the same as a "1": nothing. The
 # dense reward gives half credit one step away, so the policy gets a gradient towards the
 # right region of the scale even before it is exactly right.
 
@@ -146,10 +147,10 @@ except ValueError as error:
 # each group, and take `mu_iterations` clipped policy-gradient updates with the KL penalty, all
 # against the log-probabilities of the policy that wrote the answers (cosmos-rl's setting of
 # that name; the recipe uses 1). On the first update the ratio new/old is exactly 1, so the
-# clip cannot act; from the second on the policy has moved, and the clip stops pushing tokens
-# whose ratio already left [1 - epsilon, 1 + epsilon] in their advantage's direction. The log
-# records the mean reward, its spread inside groups, the share of groups with zero spread
-# (no signal) and of completion tokens the clip held back, the KL to the start, the answer
+# ratio limit cannot take effect; from the second on the policy has moved, and the limit stops
+# pushing tokens whose ratio already left [1 - epsilon, 1 + epsilon] in their advantage's
+# direction. The log records the mean reward, its spread inside groups, the share of groups with
+# zero spread (no signal) and of completion tokens the ratio limit held back, the KL to the start, the answer
 # length and how the answers spread over 1..5.
 #
 # The recipe makes many passes over its balanced clips (80 epochs in its cosmos-rl config). The
@@ -170,8 +171,9 @@ zero_spread = fmean(entry["zero_spread_share"] for entry in log)
 clipped = fmean(entry["clipped_share"] for entry in log)
 print(
     f"accuracy reward {accuracy_first:.2f} over the first 10% of steps, {accuracy_last:.2f} over "
-    f"the last; on average {zero_spread:.0%} of a step's groups had zero spread and the clip held "
-    f"back {clipped:.2%} of its completion tokens (mu_iterations = {config['grpo']['mu_iterations']})"
+    f"the last; on average {zero_spread:.0%} of a step's groups had zero spread and the ratio "
+    f"limit held back {clipped:.2%} of the completion tokens "
+    f"(mu_iterations = {config['grpo']['mu_iterations']})"
 )
 fig = plots.reward_curves(log)
 plots.save_figure(fig, out / "reward_curves.png")

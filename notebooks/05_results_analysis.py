@@ -38,6 +38,7 @@ from recipe_utils.clips import Gallery, link, scored_clip
 from recipe_utils.config import load_config, run_dir
 from recipe_utils.metrics import PUBLISHED
 from recipe_utils.pipeline import best_checkpoint, resolve_source, score_args
+from recipe_utils.ranking import relative_clip
 from recipe_utils.scoring import score_split
 from recipe_utils.summary import (
     SYSTEMS,
@@ -86,15 +87,16 @@ plots.save_figure(fig, out / "correlation_bars.png")
 # %% [markdown]
 # ## Training curves
 # Checkpoint choice depends on the metric: accuracy and correlation need not peak together, nor
-# validation (dotted) and evaluation (solid). GRPO started from SFT's selected checkpoint
-# continues from that SFT step; its first point is that checkpoint scored with the GRPO prompt,
-# so it need not sit on the SFT curve.
+# validation (dotted) and evaluation (solid). Each trained stage has its own panel and step axis
+# (the stages differ in length), with the step it selected on validation ringed. GRPO's step 0 is
+# the checkpoint it started from, scored with the GRPO prompt, so it need not match the SFT
+# point of that checkpoint.
 
 # %%
+curves, selected_steps = sweep_curves(run)
 for metric in ("accuracy", "pearson"):
-    fig = plots.metric_vs_step(
-        sweep_curves(run), metric, {"zero-shot (this run)": systems["zero_shot"][metric]}
-    )
+    references = {"zero-shot (this run)": systems["zero_shot"][metric]}
+    fig = plots.metric_by_stage(curves, metric, references, selected_steps)
     plots.save_figure(fig, out / f"{metric}_vs_step.png")
 
 # %% [markdown]
@@ -143,7 +145,9 @@ for column in ("model_name", "is_hard"):
 
 # %% [markdown]
 # ## Expected score vs sampled answer
-# The expected score is the probability-weighted mean over "1".."5" at the answer position.
+# The expected score is the probability-weighted mean over "1".."5" at the answer position. Being
+# continuous, it breaks the ties between clips given the same answer, so it *can* rank them
+# better; whether it does here, beyond noise, the closing summary says per system.
 
 # %%
 best = better_on_validation(run)  # the trained stage with the higher validation r
@@ -181,7 +185,7 @@ Gallery(
 # %% [markdown]
 # ## The critic at work: score and filter clips nobody labelled
 # The recipe exists to filter generated videos. Here the selected checkpoint of the stage with
-# the higher validation r scores a folder of clips that come with no human scores, ranks them
+# the higher validation r scores a folder of clips that come with no labels, ranks them
 # (`ranking.csv`, and `report.html` best first) and keeps those above a bar (`kept.txt`,
 # `dropped.txt`). The same from a shell:
 # `python -m recipe_utils score --model CHECKPOINT --source DIR --out OUT --keep-above 3`.
@@ -205,6 +209,7 @@ predictions = score_split(
 )
 kept = (own / "scores" / "kept.txt").read_text().splitlines()
 ranking = pd.read_csv(own / "scores" / "ranking.csv")
+ranking["clip"] = [relative_clip(clip, clips) for clip in ranking["clip"]]
 print(f"the selected {critic.upper()} checkpoint keeps {len(kept)} of {len(ranking)} clips")
 ranking.drop(columns="id").head(8)
 

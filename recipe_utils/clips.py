@@ -38,26 +38,27 @@ class ShownClip:
 
 
 def violations(row: dict) -> list[str]:
-    """The violations people annotated (`human_violated_rules`), the one field every view shows."""
+    """The violations annotated for a clip (`human_violated_rules`; on synthetic clips the
+    generator writes them), the one field every view shows."""
     return list(row.get("human_violated_rules") or [])
 
 
 def row_clip(row: dict) -> ShownClip:
-    """A dataset row as a clip: human scores, caption and annotated violations."""
+    """A dataset row as a clip: its labels, caption and annotated violations."""
     found = [f"violation: {v}" for v in violations(row)] or ["no violation annotated"]
     facts = [row["caption"], *found]
-    return ShownClip(row["video"], f"human pc={row['pc']} · sa={row['sa']}", facts)
+    return ShownClip(row["video"], f"label pc={row['pc']} · sa={row['sa']}", facts)
 
 
 def scored_clip(row: dict, scored: dict[str, dict]) -> ShownClip:
     """A clip with each model's parsed score and whole answer (`scored`: {model name: its
-    predictions.jsonl record}), under the human score and the annotated violations. The video
+    predictions.jsonl record}), under the label and the annotated violations. The video
     is the one the models scored (hub rows only name a URL)."""
     scores = " · ".join(f"{name} {record['pred']}" for name, record in scored.items())
     answers = {name: (record["raw"] or ["(no answer)"])[0] for name, record in scored.items()}
     video = next(iter(scored.values()))["video"]
     facts = row_clip(row).facts
-    return ShownClip(video, f"human pc={row['pc']} · {scores}", facts, answers)
+    return ShownClip(video, f"label pc={row['pc']} · {scores}", facts, answers)
 
 
 def video_data_uri(

@@ -13,7 +13,9 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
@@ -160,6 +162,15 @@ def compute_metrics(records: list[dict], n_boot: int = 1000, seed: int = 0) -> d
         notes["labels"] = "no row has a human score (pc): give them with `evaluate --labels`"
     metrics["notes"] = notes
     return metrics
+
+
+def majority_baseline(train_counts: Mapping[Any, int], rows: Sequence[dict]) -> dict:
+    """Metrics of always answering the most frequent training label on `rows` (each with `id`
+    and `pc`), under `label`: the accuracy bar a scorer must clear. Its r is undefined, since a
+    constant ranks nothing. `train_counts` maps label to count (keys int or, from JSON, str)."""
+    label = int(max(train_counts, key=train_counts.get))
+    constant = [{"id": row["id"], "pc": row["pc"], "pred": label} for row in rows]
+    return {"label": label, **compute_metrics(constant, n_boot=0)}
 
 
 def _check_row(row: dict) -> None:

@@ -26,7 +26,7 @@ SCORES = (1, 2, 3, 4, 5)
 PUBLISHED_COLOR = "0.6"
 PUBLISHED_HATCH = "//"
 REFERENCE_LINESTYLE = "--"
-HUMAN_COLOR = "0.25"
+LABEL_COLOR = "0.25"
 METRIC_LABELS = {
     "accuracy": "accuracy (exact match)",
     "pearson": "Pearson r",
@@ -113,7 +113,7 @@ def label_histograms(rows: Sequence[Mapping[str, Any]]) -> Figure:
         ax.set_title(title)
         ax.set_xlabel(f"{key} score" if key != "joint" else "joint label")
         ax.set_ylabel("videos")
-    fig.suptitle(f"Human labels ({len(rows)} videos)")
+    fig.suptitle(f"Labels ({len(rows)} videos)")
     return fig
 
 
@@ -129,7 +129,7 @@ def label_by_group(rows: Sequence[Mapping[str, Any]], column: str) -> Figure:
     bars = ax.bar(names, means, color=run_color(0), label="mean pc of the group")
     ax.bar_label(bars, labels=[f"n={len(groups[name])}" for name in names], fontsize=8)
     overall = float(np.mean(scores))
-    ax.axhline(overall, color=HUMAN_COLOR, linestyle=REFERENCE_LINESTYLE, label="all videos")
+    ax.axhline(overall, color=LABEL_COLOR, linestyle=REFERENCE_LINESTYLE, label="all videos")
     ax.set_ylim(0, 5.5)
     ax.set_title(f"Mean physical commonsense (pc) by {column}")
     ax.set_xlabel(column)
@@ -192,10 +192,10 @@ def frame_grid(clips: Sequence[tuple[str, np.ndarray]], n_frames: int = 4) -> Fi
 
 
 def _draw_confusion(ax: Axes, matrix: Sequence[Sequence[int]] | None, title: str) -> None:
-    """Counts in each cell; shading is the share of the row, so rare human scores still show."""
+    """Counts in each cell; shading is the share of the row, so rare labels still show."""
     ax.set_title(title)
     ax.set_xlabel("predicted pc")
-    ax.set_ylabel("human pc")
+    ax.set_ylabel("label pc")
     ax.set_xticks(range(5), [str(score) for score in SCORES])
     ax.set_yticks(range(5), [str(score) for score in SCORES])
     ax.set_xlim(-0.5, 4.5)
@@ -221,7 +221,7 @@ def _confusion_matrix(metrics_or_matrix: Any) -> Sequence[Sequence[int]] | None:
 
 
 def confusion(metrics_or_matrix: Mapping[str, Any] | Sequence[Sequence[int]], title: str) -> Figure:
-    """Confusion matrix (rows human pc 1..5, columns predicted 1..5) of one system."""
+    """Confusion matrix (rows label pc 1..5, columns predicted 1..5) of one system."""
     fig, ax = plt.subplots(figsize=(4.2, 4), layout="constrained")
     _draw_confusion(ax, _confusion_matrix(metrics_or_matrix), title)
     return fig
@@ -236,19 +236,19 @@ def confusions(named: Mapping[str, Mapping[str, Any]]) -> Figure:
     )
     for ax, (name, metrics) in zip(axes[0], named.items(), strict=True):
         _draw_confusion(ax, _confusion_matrix(metrics), f"{name} (n={metrics.get('n', '?')})")
-    fig.suptitle("Confusion matrices (shading: share of each human score)")
+    fig.suptitle("Confusion matrices (shading: share of each label)")
     return fig
 
 
 def prediction_histograms(
     named: Mapping[str, Mapping[str, Any]], truth_counts: Mapping[int, int] | None = None
 ) -> Figure:
-    """Share of each predicted score (and of parse failures) per system, next to the humans'."""
+    """Share of each predicted score (and of parse failures) per system, next to the labels'."""
     categories = [str(score) for score in SCORES] + ["none"]
     series = []
     if truth_counts is not None:
-        human = _by_label(truth_counts)
-        series.append(("human labels", [human[score] for score in SCORES] + [0], None))
+        truth = _by_label(truth_counts)
+        series.append(("labels", [truth[score] for score in SCORES] + [0], None))
     for index, (name, metrics) in enumerate(named.items()):
         histogram = metrics.get("prediction_histogram") or {}
         series.append((name, [histogram.get(key, 0) for key in categories], run_color(index)))
@@ -262,11 +262,11 @@ def prediction_histograms(
         style = (
             {"color": color}
             if color is not None
-            else {"facecolor": "white", "edgecolor": HUMAN_COLOR, "hatch": PUBLISHED_HATCH}
+            else {"facecolor": "white", "edgecolor": LABEL_COLOR, "hatch": PUBLISHED_HATCH}
         )
         ax.bar(np.arange(len(categories)) + offsets[index], shares, width, label=name, **style)
     ax.set_xticks(np.arange(len(categories)), categories[:-1] + ["none\n(parse failure)"])
-    ax.set_title("Predicted scores compared with human labels")
+    ax.set_title("Predicted scores compared with the labels")
     ax.set_xlabel("pc score")
     ax.set_ylabel("share of videos")
     ax.legend()
@@ -374,7 +374,7 @@ def slice_bars(named: Mapping[str, Mapping[str, Any]], column: str) -> Figure:
 
 
 def expected_vs_sampled(records: Sequence[Mapping[str, Any]]) -> Figure:
-    """Expected score (probability-weighted) against the sampled answer, coloured by human pc.
+    """Expected score (probability-weighted) against the sampled answer, coloured by label pc.
 
     The sampled answers are jittered sideways so that the many points on each integer stay
     visible; records without a parsed answer or an expected score are counted, not drawn.
@@ -390,8 +390,8 @@ def expected_vs_sampled(records: Sequence[Mapping[str, Any]]) -> Figure:
         x += rng.uniform(-0.15, 0.15, size=len(x))
         y = [r["expected"] for r in points]
         color = plt.get_cmap("viridis")((score - 1) / 4)
-        ax.scatter(x, y, s=14, alpha=0.7, color=color, label=f"human pc = {score}")
-    ax.plot([1, 5], [1, 5], color=HUMAN_COLOR, linestyle=REFERENCE_LINESTYLE, label="equal")
+        ax.scatter(x, y, s=14, alpha=0.7, color=color, label=f"label pc = {score}")
+    ax.plot([1, 5], [1, 5], color=LABEL_COLOR, linestyle=REFERENCE_LINESTYLE, label="equal")
     skipped = len(records) - len(drawn)
     note = f"; {skipped} lack an answer or expected score" if skipped else ""
     ax.set_title(f"Expected score vs sampled answer ({len(drawn)} videos{note})")
@@ -411,12 +411,55 @@ def _series(log: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], li
     return [step for step, _ in points], [value for _, value in points]
 
 
-def _smooth(values: Sequence[float], window: int) -> np.ndarray:
-    """Trailing mean over ``window`` entries (fewer at the start), so the line starts at step 0."""
+def _rolling_mean(values: Sequence[float], window: int) -> np.ndarray:
+    """Mean of each full run of ``window`` consecutive entries (len(values) - window + 1 of
+    them): a partial window at the start would mix the first, much larger, losses in."""
     cumulative = np.cumsum(np.insert(np.asarray(values, dtype=float), 0, 0.0))
-    ends = np.arange(1, len(values) + 1)
-    starts = np.maximum(ends - window, 0)
-    return (cumulative[ends] - cumulative[starts]) / (ends - starts)
+    return (cumulative[window:] - cumulative[:-window]) / window
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRIC_LABELS:
+        raise ValueError(f"Unknown metric {metric!r}; choose one of {sorted(METRIC_LABELS)}.")
+
+
+def _draw_sweep(
+    ax: Axes, name: str, points: Sequence[Mapping[str, Any]], metric: str, index: int, step: Any
+) -> None:
+    """One run's metric over its checkpoints: solid on test, dotted on validation where the
+    points carry `val_<metric>`, and a ring on `step` (the step selected on validation)."""
+    steps, values = _series(points, metric)
+    ax.plot(steps, values, marker="o", color=run_color(index), label=name)
+    val_steps, val_values = _series(points, f"val_{metric}")
+    if val_steps:
+        ax.plot(
+            val_steps,
+            val_values,
+            ":",
+            marker=".",
+            color=run_color(index),
+            label=f"{name}, validation",
+        )
+    if step in steps:
+        ax.plot(
+            step,
+            values[steps.index(step)],
+            "o",
+            markersize=12,
+            fillstyle="none",
+            color=run_color(index),
+            label=f"selected on validation (step {step})",
+        )
+
+
+def _draw_references(ax: Axes, references: Mapping[str, float | None], first_color: int) -> None:
+    """Dashed levels; one whose name contains "published" is grey, the others take run colours
+    from `first_color` on. Undefined (None) levels are skipped."""
+    for index, (name, value) in enumerate(references.items()):
+        if value is None:
+            continue
+        color = PUBLISHED_COLOR if "published" in name.lower() else run_color(first_color + index)
+        ax.axhline(value, color=color, linestyle=REFERENCE_LINESTYLE, label=f"{name} ({value:.3f})")
 
 
 def metric_vs_step(
@@ -425,45 +468,19 @@ def metric_vs_step(
     references: Mapping[str, float | None] | None = None,
     selected: Mapping[str, int] | None = None,
 ) -> Figure:
-    """A metric over checkpoints, one line per run, with dashed reference levels.
+    """A metric over checkpoints, one line per run on one step axis, with dashed reference
+    levels.
 
     Points that also carry the metric on validation (`val_<metric>`, as sweep tables do) get a
     dotted twin line; `selected` rings the step chosen on validation on a run's line. A
     reference whose name contains "published" is drawn grey; others take a run colour after
     the runs. Points and references whose value is None (undefined) are skipped.
     """
-    if metric not in METRIC_LABELS:
-        raise ValueError(f"Unknown metric {metric!r}; choose one of {sorted(METRIC_LABELS)}.")
+    _check_metric(metric)
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     for index, (name, points) in enumerate(sweeps.items()):
-        steps, values = _series(points, metric)
-        ax.plot(steps, values, marker="o", color=run_color(index), label=name)
-        val_steps, val_values = _series(points, f"val_{metric}")
-        if val_steps:
-            ax.plot(
-                val_steps,
-                val_values,
-                ":",
-                marker=".",
-                color=run_color(index),
-                label=f"{name}, validation",
-            )
-        step = (selected or {}).get(name)
-        if step in steps:
-            ax.plot(
-                step,
-                values[steps.index(step)],
-                "o",
-                markersize=12,
-                fillstyle="none",
-                color=run_color(index),
-                label=f"selected on validation (step {step})",
-            )
-    for index, (name, value) in enumerate((references or {}).items()):
-        if value is None:
-            continue
-        color = PUBLISHED_COLOR if "published" in name.lower() else run_color(len(sweeps) + index)
-        ax.axhline(value, color=color, linestyle=REFERENCE_LINESTYLE, label=f"{name} ({value:.3f})")
+        _draw_sweep(ax, name, points, metric, index, (selected or {}).get(name))
+    _draw_references(ax, references or {}, len(sweeps))
     ax.set_title(f"{METRIC_LABELS[metric]} over training checkpoints")
     ax.set_xlabel("training step")
     ax.set_ylabel(METRIC_LABELS[metric])
@@ -471,18 +488,61 @@ def metric_vs_step(
     return fig
 
 
+def metric_by_stage(
+    stages: Mapping[str, Sequence[Mapping[str, Any]]],
+    metric: str,
+    references: Mapping[str, float | None] | None = None,
+    selected: Mapping[str, int] | None = None,
+) -> Figure:
+    """`metric_vs_step` with one panel per training stage, each on its own step axis and all on
+    one y axis: stages of very different lengths (1600 SFT steps, 60 GRPO steps) stay readable,
+    and each panel rings its own selected step."""
+    _check_metric(metric)
+    if not stages:
+        raise ValueError("metric_by_stage needs at least one {stage name: sweep points} entry.")
+    fig, axes = plt.subplots(
+        1,
+        len(stages),
+        figsize=(5 * len(stages), 4),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    for index, (ax, (name, points)) in enumerate(zip(axes[0], stages.items(), strict=True)):
+        _draw_sweep(ax, name, points, metric, index, (selected or {}).get(name))
+        _draw_references(ax, references or {}, len(stages))
+        ax.set_title(name)
+        ax.set_xlabel("training step of this stage")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel(METRIC_LABELS[metric])
+    fig.suptitle(f"{METRIC_LABELS[metric]} over training checkpoints")
+    return fig
+
+
 def loss_curve(log: Sequence[Mapping[str, Any]]) -> Figure:
-    """Training loss per step, raw and smoothed (trailing mean over a tenth of the run)."""
+    """Training loss per step, raw and as a rolling mean over a fiftieth of the run, on a log
+    axis: the loss falls by orders of magnitude, and a linear axis flattens all but the start.
+
+    The window is short because a falling loss drags a long one: a mean over a tenth of the run
+    sits far above the raw loss until the first steps leave it, then drops at once.
+    """
     steps, losses = _series(log, "loss")
     if not steps:
         raise ValueError("The training log has no 'loss' entries; pass the SFT log (step, loss).")
-    window = max(1, len(losses) // 10)
+    window = max(1, len(losses) // 50)
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     ax.plot(steps, losses, color=run_color(0), alpha=0.35, label="loss")
-    ax.plot(steps, _smooth(losses, window), color=run_color(0), label=f"mean of last {window}")
+    ax.plot(
+        steps[window - 1 :],
+        _rolling_mean(losses, window),
+        color=run_color(0),
+        label=f"mean of the last {window} steps",
+    )
+    if min(losses) > 0:
+        ax.set_yscale("log")
     ax.set_title("Training loss")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    ax.set_ylabel("loss (log scale)" if min(losses) > 0 else "loss")
     ax.legend()
     return fig
 
@@ -526,7 +586,7 @@ def _draw_reward(ax: Axes, log: Sequence[Mapping[str, Any]]) -> None:
 
 def reward_curves(log: Sequence[Mapping[str, Any]]) -> Figure:
     """GRPO health at a glance: reward, KL to the reference policy, response length, and the
-    shares of groups that taught nothing and of tokens the clip held back."""
+    shares of groups that taught nothing and of tokens the ratio limit held back."""
     fig, (reward_ax, kl_ax, length_ax, share_ax) = plt.subplots(
         1, 4, figsize=(18, 3.8), layout="constrained"
     )
@@ -557,7 +617,7 @@ def _draw_shares(ax: Axes, log: Sequence[Mapping[str, Any]]) -> None:
 
 
 def dense_reward(reward_fn: Callable[[str, str], float]) -> Figure:
-    """Reward against the distance between predicted and human score, dense vs exact match.
+    """Reward against the distance between predicted score and label, dense vs exact match.
 
     ``reward_fn(completion, reference)`` is called for every (prediction, truth) pair in 1..5
     with answers in the model's ``<answer>`` format; the mean per distance is drawn.
@@ -583,7 +643,7 @@ def dense_reward(reward_fn: Callable[[str, str], float]) -> Figure:
     )
     ax.set_xticks(distances)
     ax.set_title("Accuracy reward by how far the answer is off")
-    ax.set_xlabel("|prediction - human pc|")
+    ax.set_xlabel("|prediction - label pc|")
     ax.set_ylabel("reward")
     ax.legend()
     return fig

@@ -23,6 +23,14 @@ def clip_of(record: dict) -> str:
     return url if is_url(url) else record.get("video") or url or record["id"]
 
 
+def relative_clip(clip: str, folder: str | Path) -> str:
+    """`clip` relative to the scored `folder` (generator_a/videos/test_0003.mp4), so clips that
+    share a file name in different subfolders stay apart in a table; a URL or a file outside
+    `folder` as it is."""
+    path = Path(clip)
+    return str(path.relative_to(folder)) if path.is_relative_to(folder) else clip
+
+
 def rank_score(record: dict) -> float | None:
     if record.get("error"):
         return None

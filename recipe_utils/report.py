@@ -1,5 +1,5 @@
 """One HTML page for a whole scored split: a few frames, the raw answers, the parsed score and
-the human score (where there is one) per video, so a person can see why the model said what it
+the label (where there is one) per video, so a person can see why the model said what it
 said. `score_split` writes it best first, a gallery of what a filter would keep."""
 
 from __future__ import annotations
@@ -88,13 +88,13 @@ def write_report(
     legend = (
         "Green: exact, yellow: off by one, red: further or unparsed."
         if any(r.get("pc") is not None for r in records)
-        else "No human scores: the rows are not coloured."
+        else "No labels (pc): the rows are not coloured."
     )
     out.write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
         f"<p>{len(records)} videos. {legend}</p>"
-        "<table><tr><th>video</th><th>frames</th><th>human pc</th><th>predicted</th>"
+        "<table><tr><th>video</th><th>frames</th><th>label pc</th><th>predicted</th>"
         f"<th>expected score</th><th>raw answer(s)</th></tr>{rows}</table></body></html>"
     )
     return out

@@ -129,21 +129,21 @@ def markdown_table(rows: list[dict], columns: tuple[str, ...] | None = None) -> 
     return "\n".join(lines)
 
 
-def sweep_curves(run: Path) -> dict[str, list[dict]]:
-    """SFT and GRPO checkpoint metrics on one step axis. GRPO started from an SFT checkpoint
-    (`grpo.start: sft`) counts its steps on from that SFT step; from the base model, from 0."""
-    sft = _read(run / "sft" / "sweep" / "sweep.json")["steps"]
-    grpo = _read(run / "grpo" / "sweep" / "sweep.json")["steps"]
-    grpo_metrics = _read(run / "04_grpo" / "metrics.json")
-    if grpo_metrics.get("start", "sft") != "sft":
-        return {"SFT": sft, "GRPO (from the base model)": grpo}
-    start = grpo_metrics["sft"]["step"]
-    shifted = [point | {"step": point["step"] + start} for point in grpo]
-    return {"SFT": sft, f"GRPO (from SFT step {start})": shifted}
+def sweep_curves(run: Path) -> tuple[dict[str, list[dict]], dict[str, int]]:
+    """Each trained stage's checkpoint metrics on its own step axis (GRPO's step 0 is the model
+    it started from), named with where GRPO started, and the step each stage selected on
+    validation, by the same names."""
+    grpo = _read(run / "04_grpo" / "metrics.json")
+    start = (
+        f"SFT step {grpo['sft']['step']}" if grpo.get("start", "sft") == "sft" else "the base model"
+    )
+    names = {"sft": "SFT", "grpo": f"GRPO (from {start})"}
+    curves = {names[kind]: _read(run / kind / "sweep" / "sweep.json")["steps"] for kind in STAGES}
+    return curves, {names[kind]: selected(run, kind)["step"] for kind in STAGES}
 
 
 def disagreements(by_system: dict[str, list[dict]], n: int = 3) -> list[dict]:
-    """The videos whose parsed scores differ most between systems (ids, human and parsed scores)."""
+    """The videos whose parsed scores differ most between systems (ids, labels and parsed scores)."""
     names = list(by_system)
     indexed = {name: {r["id"]: r for r in recs} for name, recs in by_system.items()}
     shared = set.intersection(*(set(index) for index in indexed.values()))
@@ -166,7 +166,7 @@ def disagreements(by_system: dict[str, list[dict]], n: int = 3) -> list[dict]:
 
 def write_summary(run: Path, systems: dict[str, dict], synthetic: bool) -> tuple[Path, Path]:
     """`summary.json` (the three systems' headline metrics) and `summary.md` in the run folder."""
-    keep = (*COLUMNS, "accuracy_ci", "pearson_ci", "n", "step")
+    keep = (*COLUMNS, "accuracy_ci", "pearson_ci", "expected", "n", "step")
     summary = {name: {k: m[k] for k in keep if k in m} for name, m in systems.items()}
     on_test = {kind: choice for kind, choice in best_on_test(run).items() if kind in summary}
     for kind, choice in on_test.items():

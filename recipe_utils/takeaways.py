@@ -109,9 +109,45 @@ def _correlation(name: str, metrics: dict) -> str:
         return f"{name} Pearson r is undefined ({metrics.get('notes', {}).get('pearson', 'no spread')})"
     beyond = ci is not None and (ci[0] > 0 or ci[1] < 0)
     return f"{name} Pearson r {fmt(r)}{fmt_ci(ci)}: " + (
-        "correlated with the human scores beyond noise"
+        "correlated with the labels beyond noise"
         if beyond
         else "no correlation beyond noise (the interval contains 0)"
+    )
+
+
+def _against_majority(name: str, metrics: dict, baseline: float) -> str:
+    """Accuracy against always answering the training rows' most frequent label (notebook 01's
+    bar: a scorer is useful only above it)."""
+    return (
+        "Against always answering the majority label: "
+        + compare(
+            f"{name} accuracy",
+            metrics["accuracy"],
+            metrics.get("accuracy_ci"),
+            "majority label",
+            baseline,
+            None,
+        )
+        + "."
+    )
+
+
+def expected_vs_sampled(name: str, metrics: dict) -> str | None:
+    """Whether the expected score (a continuous score, which breaks the ties of the sampled
+    digit) ranks the clips better than the sampled answer, by their r and intervals; None when
+    the metrics cannot tell (either r undefined, or no interval on either side)."""
+    expected = metrics.get("expected") or {}
+    if None in (expected.get("pearson"), metrics.get("pearson")):
+        return None
+    if expected.get("pearson_ci") is None and metrics.get("pearson_ci") is None:
+        return None
+    return compare(
+        f"{name} expected score r",
+        expected.get("pearson"),
+        expected.get("pearson_ci"),
+        "sampled answer r",
+        metrics.get("pearson"),
+        metrics.get("pearson_ci"),
     )
 
 
@@ -131,7 +167,7 @@ def _bunching(histogram: dict[str, int]) -> str:
 
 def _as_a_generalist(metrics: dict) -> str:
     """Whether the zero-shot model behaved as the real recipe's does: in format, and weakly
-    but positively correlated with the human scores."""
+    but positively correlated with the labels."""
     ci = metrics.get("pearson_ci")
     failures = metrics["parse_failure_rate"]
     in_format = failures <= 0.10
@@ -168,16 +204,17 @@ def dataset_tour(metrics: dict, synthetic: bool) -> list[str]:
 
 
 def zero_shot(metrics: dict, synthetic: bool) -> list[str]:
-    expected_r = (metrics.get("expected") or {}).get("pearson")
     lines = [
         f"Accuracy {fmt(metrics['accuracy'])}{fmt_ci(metrics.get('accuracy_ci'))} on "
         f"{metrics['n']} clips; {metrics['parse_failure_rate']:.0%} of the answers had no "
         "parseable score (counted as wrong).",
         _correlation("Zero-shot", metrics) + ".",
         _bunching(metrics["prediction_histogram"]) + ".",
-        f"The expected score (from the 1..5 token probabilities) has Pearson r {fmt(expected_r)} "
-        f"against {fmt(metrics['pearson'])} for the sampled answer.",
+        _against_majority("zero-shot", metrics, metrics["majority_baseline_accuracy"]),
     ]
+    ranks = expected_vs_sampled("zero-shot", metrics)
+    if ranks:
+        lines.append(f"Does the expected score rank the clips better than the answer? {ranks}.")
     if synthetic:
         lines.append(SYNTHETIC_NOTE + " " + _as_a_generalist(metrics))
     else:
@@ -195,6 +232,28 @@ def zero_shot(metrics: dict, synthetic: bool) -> list[str]:
             + "."
         )
     return lines
+
+
+def sft_step_zero(config: dict) -> str:
+    """Why the SFT sweep's step 0 (notebook 02's model, scored before any training) need not
+    repeat notebook 02's zero-shot numbers: the sweep scores with SFT's prompt, and the same
+    video settings and sampling as zero-shot."""
+    ours, zero_shot = config["sft"]["prompt"], config["scoring"]["prompt"]
+    if ours != zero_shot:
+        return (
+            f"Step 0 is notebook 02's model before training, scored with SFT's prompt ({ours}) "
+            f"instead of notebook 02's ({zero_shot}), with the same video settings and "
+            "sampling: the other prompt is why its numbers differ from 02's zero-shot."
+        )
+    if config["scoring"]["sampling"]["greedy"]:
+        return (
+            "Step 0 is notebook 02's model before training, scored with the same prompt, video "
+            "settings and greedy decoding: it repeats 02's zero-shot numbers."
+        )
+    return (
+        "Step 0 is notebook 02's model before training, scored with the same prompt and video "
+        "settings; the answers are sampled, so it differs from 02's zero-shot by sampling alone."
+    )
 
 
 def selection(metrics: dict) -> str:
@@ -224,16 +283,7 @@ def sft(metrics: dict, synthetic: bool) -> list[str]:
         f"The training loss fell from {fmt(metrics['train_loss_first'])} to "
         f"{fmt(metrics['train_loss_last'])} (mean of the first and last tenth of the steps).",
         selection(metrics),
-        "Against always answering the majority label: "
-        + compare(
-            "SFT accuracy",
-            best["accuracy"],
-            best.get("accuracy_ci"),
-            "majority label",
-            metrics["majority_baseline_accuracy"],
-            None,
-        )
-        + ".",
+        _against_majority("SFT", best, metrics["majority_baseline_accuracy"]),
         "Accuracy after SFT: "
         + compare(
             "SFT",
@@ -363,6 +413,13 @@ def results(metrics: dict, synthetic: bool) -> list[str]:
         )
         + ".",
     ]
+    ranks = [line for n in systems if (line := expected_vs_sampled(names[n], systems[n]))]
+    if ranks:
+        lines.append(
+            "Does the expected score rank the clips better than the answer? "
+            + "; ".join(ranks)
+            + "."
+        )
     if synthetic:
         return lines + [SYNTHETIC_NOTE]
     published = {"zero_shot": _published("zero-shot"), "grpo": _published("GRPO")}
@@ -403,10 +460,47 @@ def _spread(stats: dict) -> str:
     return f"{stats['mean']:.3f} ± {stats['sd']:.3f} ({stats['min']:.3f}-{stats['max']:.3f})"
 
 
-def seed_lines(record: dict, systems: dict[str, dict]) -> list[str]:
+def _same_run(ours: dict, theirs: dict) -> bool:
+    """Same step, and accuracy and r equal to the three decimals the text shows."""
+    return ours.get("step") == theirs.get("step") and all(
+        fmt(ours.get(metric)) == fmt(theirs.get(metric)) for metric in ("accuracy", "pearson")
+    )
+
+
+def _numbers(name: str, metrics: dict) -> str:
+    step = "" if metrics.get("step") is None else f" step {metrics['step']}"
+    return (
+        f"{SEED_NAMES[name]}{step} accuracy {fmt(metrics.get('accuracy'))}, "
+        f"r {fmt(metrics.get('pearson'))}"
+    )
+
+
+def reproduction(record: dict, systems: dict[str, dict], seed: int) -> str | None:
+    """Whether this run (seed `seed`) reproduces the record's run of the same seed, or None when
+    the record has no run of that seed. Without this check a record made before the code
+    changed would be quoted as if it described this run."""
+    recorded = record["results"]["runs"].get(str(seed))
+    if recorded is None:
+        return None
+    differ = [name for name in systems if not _same_run(systems[name], recorded.get(name, {}))]
+    if not differ:
+        return f"This run reproduces the record's seed-{seed} run (same step, accuracy and r)."
+    pairs = [
+        (_numbers(name, systems[name]), _numbers(name, recorded.get(name, {}))) for name in differ
+    ]
+    return (
+        f"This run **differs** from the record's seed-{seed} run: "
+        + "; ".join(f"{ours} here, {theirs} there" for ours, theirs in pairs)
+        + ". The code changed since the record was made, so the spread below describes that "
+        "code, not this run's."
+    )
+
+
+def seed_lines(record: dict, systems: dict[str, dict], seed: int) -> list[str]:
     """How far the record's seeds spread each system's accuracy and r (one nested item per
-    system), and where this run's `systems` ({name: metrics}) fall against that range."""
-    seeds = ", ".join(str(seed) for seed in record["results"]["runs"])
+    system), and where this run's `systems` ({name: metrics}) fall against that range; first,
+    whether this run (seed `seed`) repeats the record's run of its seed."""
+    seeds = ", ".join(record["results"]["runs"])
     date = record.get("date", "")[:10]
     items = []
     for name, metrics in systems.items():
@@ -422,11 +516,13 @@ def seed_lines(record: dict, systems: dict[str, dict]) -> list[str]:
                 + ("inside that range" if inside else "**outside** that range")
             )
         items.append(f"\n  - {SEED_NAMES[name]}: " + "; ".join(where) + ".")
-    lines = [
+    same = reproduction(record, systems, seed)
+    lines = [same] if same else []
+    lines.append(
         f"Seed to seed: the same settings run with seeds {seeds} ({SEED_RECORD}, {date}) gave, "
         "as mean ± sd (range):" + "".join(items)
-    ]
-    if {"sft", "grpo"} & set(systems):
+    )
+    if "grpo" in systems:
         gains = record["results"]["grpo_minus_sft_pearson"]
         lines.append(
             "GRPO minus SFT r, seed by seed: "
@@ -473,7 +569,7 @@ def what_this_run_showed(metrics_path: str | Path, config: dict[str, Any]) -> Ta
     if record is None or not systems:
         return Takeaways(lines)
     if not differs:
-        return Takeaways(lines + seed_lines(record, systems))
+        return Takeaways(lines + seed_lines(record, systems, config["seed"]))
     if is_synthetic(config):
         lines.append(
             f"The seed-spread record ({SEED_RECORD}) was made with other settings "

@@ -34,7 +34,7 @@ def test_data_uri_holds_a_playable_small_mp4(rows):
 def test_row_clip_shows_scores_caption_and_violations(rows):
     row = next(r for r in rows if r["human_violated_rules"])
     html = Gallery([row_clip(row)])._repr_html_()
-    assert f"human pc={row['pc']} · sa={row['sa']}" in html
+    assert f"label pc={row['pc']} · sa={row['sa']}" in html
     assert "autoplay loop muted" in html
     for violation in row["human_violated_rules"]:
         assert f"violation: {violation}" in html.replace("&#x27;", "'")
@@ -46,7 +46,7 @@ def test_scored_clip_shows_every_answer_whole(rows):
     long_answer = "<think>\n" + "the ball hovers. " * 30 + "\n</think>\n<answer>\n2\n</answer>"
     record = {"video": row["video"], "pred": 2, "raw": [long_answer]}
     html = Gallery([scored_clip(row, {"SFT": record, "GRPO": record | {"raw": []}})])._repr_html_()
-    assert f"human pc={row['pc']} · SFT 2 · GRPO 2" in html
+    assert f"label pc={row['pc']} · SFT 2 · GRPO 2" in html
     assert "&lt;answer&gt;\n2\n&lt;/answer&gt;" in html  # not cut before the answer
     assert "(no answer)" in html
 

@@ -11,6 +11,7 @@ from recipe_utils.metrics import (
     PUBLISHED_SFT_STEPS,
     compute_metrics,
     evaluate,
+    majority_baseline,
     read_predictions,
     select_step,
     sweep_table,
@@ -389,3 +390,14 @@ def test_published_numbers_are_the_recipe_facts():
     assert [row["step"] for row in PUBLISHED_SFT_STEPS] == [20, 40, 60, 80, 100, 120]
     assert all(row["source"].startswith("published") for row in PUBLISHED)
     json.dumps(PUBLISHED, allow_nan=False)
+
+
+@pytest.mark.parametrize("counts", [{1: 2, 3: 5, 4: 1}, {"1": 2, "3": 5, "4": 1}])
+def test_majority_baseline_answers_the_most_frequent_training_label(counts):
+    """The bar notebooks 01-03 quote: always the training split's majority label (counts from
+    rows or from a JSON report), scored on other rows; a constant has no r."""
+    rows = [{"id": str(i), "pc": pc} for i, pc in enumerate([3, 3, 1, 5])]
+    baseline = majority_baseline(counts, rows)
+    assert baseline["label"] == 3
+    assert baseline["accuracy"] == pytest.approx(0.5)
+    assert baseline["pearson"] is None and "constant" in baseline["notes"]["pearson"]

@@ -107,9 +107,15 @@ def test_zero_shot_metrics_have_every_key(run):
         "pearson_ci",
         "expected",
         "slices",
+        "majority_baseline_accuracy",
     ):
         assert key in m
     assert m["n"] == load_config("smoke")["data"]["synthetic"]["n_test"]
+    # the same bar notebook 01 set: the train split's majority label on the same clips
+    assert (
+        m["majority_baseline_accuracy"]
+        == metrics(run, "01_dataset_tour")["majority_baseline_accuracy"]
+    )
 
 
 @pytest.mark.parametrize("kind, folder", [("sft", "03_sft"), ("grpo", "04_grpo")])

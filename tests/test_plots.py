@@ -138,12 +138,12 @@ def test_confusions_side_by_side():
     assert len(fig.axes) == 2
 
 
-def test_prediction_histograms_shows_parse_failures_and_human_reference():
+def test_prediction_histograms_shows_parse_failures_and_the_labels():
     fig = plots.prediction_histograms(NAMED, truth_counts={1: 5, 2: 5, 3: 10, 4: 20, 5: 10})
     assert_labelled(fig, legend=True)
     ax = fig.axes[0]
     assert len(ax.patches) == 3 * 6
-    assert [text.get_text() for text in ax.get_legend().get_texts()][0] == "human labels"
+    assert [text.get_text() for text in ax.get_legend().get_texts()][0] == "labels"
     assert ax.get_xticklabels()[-1].get_text().startswith("none")
     shares = [patch.get_height() for patch in ax.patches[6:12]]
     assert sum(shares) == pytest.approx(1.0)
@@ -186,13 +186,40 @@ def test_metric_vs_step_rejects_unknown_metric():
         plots.metric_vs_step({}, "pearsn", {})
 
 
-def test_loss_curve_draws_raw_and_smoothed():
-    log = [{"step": step, "loss": 2.0 / (step + 1), "lr": 1e-5} for step in range(40)]
+def test_metric_by_stage_gives_each_stage_its_own_step_axis_and_ring():
+    stages = {
+        "SFT": [{"step": s, "pearson": 0.1 + s / 4000, "val_pearson": 0.5} for s in (0, 800, 1600)],
+        "GRPO (from SFT step 1600)": [{"step": s, "pearson": 0.5} for s in (0, 20, 40, 60)],
+    }
+    selected = {"SFT": 800, "GRPO (from SFT step 1600)": 40}
+    fig = plots.metric_by_stage(stages, "pearson", {"zero-shot (this run)": 0.3}, selected)
+    sft, grpo = fig.axes
+    assert sft.get_title() == "SFT" and grpo.get_xlim()[1] < 100  # not on SFT's 1600 steps
+    for ax, step in ((sft, 800), (grpo, 40)):
+        ring = next(line for line in ax.lines if "selected" in line.get_label())
+        assert list(ring.get_xdata()) == [step]
+        assert any("zero-shot (this run) (0.300)" in t.get_text() for t in ax.get_legend().texts)
+    assert sft.get_ylim() == grpo.get_ylim()
+
+
+def test_loss_curve_is_log_scaled_with_a_rolling_mean_over_full_windows():
+    """A loss that starts at 8 and drops to 0.2 at once: each point of the mean is the mean of
+    the `window` losses up to it, so it reaches the low loss `window` steps after the drop (the
+    QA report saw a long, partly filled window hold the line high, then drop far later)."""
+    losses = [8.0] * 10 + [0.2] * 190
+    log = [{"step": step, "loss": loss, "lr": 1e-5} for step, loss in enumerate(losses, 1)]
     fig = plots.loss_curve(log)
     assert_labelled(fig, legend=True)
-    raw, smooth = fig.axes[0].lines
-    assert smooth.get_ydata()[0] == pytest.approx(raw.get_ydata()[0])
-    assert smooth.get_ydata()[-1] > raw.get_ydata()[-1]  # trailing mean lags a falling loss
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    raw, mean = ax.lines
+    window = len(raw.get_xdata()) - len(mean.get_xdata()) + 1
+    assert window == 4 and "last 4 steps" in mean.get_label()
+    assert list(mean.get_xdata()) == list(raw.get_xdata())[window - 1 :]
+    expected = [sum(losses[end - window : end]) / window for end in range(window, len(losses) + 1)]
+    assert list(mean.get_ydata()) == pytest.approx(expected)
+    at_step = dict(zip(mean.get_xdata(), mean.get_ydata(), strict=True))
+    assert at_step[10 + window] == pytest.approx(0.2) and at_step[10 + window - 1] > 0.2
 
 
 def test_loss_curve_without_loss_names_the_fix():

@@ -20,6 +20,7 @@ from recipe_utils.ranking import (
     RANKING_COLUMNS,
     rank_score,
     ranked,
+    relative_clip,
     write_keep_lists,
     write_ranking,
 )
@@ -336,7 +337,7 @@ def test_score_a_folder_without_labels_ranks_and_filters(tiny_model, tmp_path):
     metrics = evaluate(out / "predictions.jsonl", out / "metrics.json")
     assert (metrics["n_rows"], metrics["n_unlabeled"], metrics["n"]) == (2, 2, 0)
     assert "evaluate --labels" in metrics["notes"]["labels"]
-    assert "No human scores" in (out / "report.html").read_text()
+    assert "No labels (pc)" in (out / "report.html").read_text()
 
 
 def test_another_folder_or_model_scored_into_the_same_out_is_refused(tiny_model, tmp_path, capsys):
@@ -499,6 +500,19 @@ def test_ranking_puts_the_best_first_and_keeps_only_scores_above_the_bar(tmp_pat
     kept, dropped = write_keep_lists(records, tmp_path, above=3.0)
     assert kept.read_text().splitlines() == ["https://cdn.example/a,b;c'd+e.mp4", "/v/mid.mp4"]
     assert dropped.read_text().splitlines() == ["/v/edge.mp4", "/v/low.mp4", "/v/x.mp4", "/v/u.mp4"]
+
+
+@pytest.mark.parametrize(
+    "clip, shown",
+    [
+        ("/run/clips/generator_a/videos/test_0003.mp4", "generator_a/videos/test_0003.mp4"),
+        ("/run/clips/generator_b/videos/test_0003.mp4", "generator_b/videos/test_0003.mp4"),
+        ("/elsewhere/test_0003.mp4", "/elsewhere/test_0003.mp4"),
+        ("https://cdn.example/test_0003.mp4", "https://cdn.example/test_0003.mp4"),
+    ],
+)
+def test_a_ranked_clip_is_shown_relative_to_the_scored_folder(clip, shown):
+    assert relative_clip(clip, "/run/clips") == shown
 
 
 def test_a_source_with_nothing_to_score_never_loads_the_model(tmp_path):

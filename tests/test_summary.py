@@ -77,10 +77,11 @@ def test_disagreements_put_the_widest_spread_first():
 
 
 @pytest.mark.parametrize(
-    "start, label, steps",
-    [("sft", "GRPO (from SFT step 40)", [40, 60]), ("base", "GRPO (from the base model)", [0, 20])],
+    "start, label", [("sft", "GRPO (from SFT step 40)"), ("base", "GRPO (from the base model)")]
 )
-def test_sweep_curves_count_grpo_steps_from_where_it_started(tmp_path, start, label, steps):
+def test_sweep_curves_keep_each_stage_on_its_own_steps(tmp_path, start, label):
+    """GRPO's steps count from its own start, and its name says where it started, so a panel
+    of its own shows its few steps; each stage comes with the step it selected."""
     from recipe_utils.summary import sweep_curves
 
     def write(path, data):
@@ -89,10 +90,12 @@ def test_sweep_curves_count_grpo_steps_from_where_it_started(tmp_path, start, la
 
     write("sft/sweep/sweep.json", {"steps": [{"step": 0}, {"step": 40}]})
     write("grpo/sweep/sweep.json", {"steps": [{"step": 0}, {"step": 20}]})
-    write("04_grpo/metrics.json", {"start": start, "sft": {"step": 40}})
-    curves = sweep_curves(tmp_path)
+    write("03_sft/metrics.json", {"selected": {"step": 40}})
+    write("04_grpo/metrics.json", {"start": start, "sft": {"step": 40}, "selected": {"step": 20}})
+    curves, chosen = sweep_curves(tmp_path)
     assert [p["step"] for p in curves["SFT"]] == [0, 40]
-    assert [p["step"] for p in curves[label]] == steps
+    assert [p["step"] for p in curves[label]] == [0, 20]
+    assert chosen == {"SFT": 40, label: 20}
 
 
 def test_a_run_written_before_validation_selection_says_what_to_rerun(tmp_path):

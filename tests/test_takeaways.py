@@ -10,12 +10,20 @@ from recipe_utils.config import flat, load_config, run_settings
 from recipe_utils.takeaways import (
     balance_findings,
     compare,
+    sft_step_zero,
     slice_note,
     verdict,
     what_this_run_showed,
 )
 
 SMOKE, FULL = load_config("smoke"), load_config("full")
+
+
+@pytest.fixture(autouse=True)
+def no_seed_record(tmp_path, monkeypatch):
+    """No seed-spread record unless a test writes one (`seed_record`): the repository's record
+    changes as courses are rerun, and a test must not read it."""
+    monkeypatch.setattr(takeaways, "SEED_RECORD", str(tmp_path / "no_record.json"))
 
 
 def sft_metrics(pearson=0.766, ci=(0.70, 0.83)):
@@ -198,7 +206,7 @@ def test_dataset_tour_quotes_the_majority_baseline(tmp_path):
     assert "pc 4 is 50% of the training rows" in shown and "accuracy 0.475" in shown
 
 
-def zero_shot_metrics(parse_failure_rate, pearson, ci):
+def zero_shot_metrics(parse_failure_rate, pearson, ci, expected=(0.31, [0.15, 0.47])):
     return {
         "n": 120,
         "accuracy": 0.25,
@@ -207,7 +215,8 @@ def zero_shot_metrics(parse_failure_rate, pearson, ci):
         "pearson": pearson,
         "pearson_ci": ci,
         "prediction_histogram": {"1": 0, "2": 0, "3": 70, "4": 50, "5": 0, "none": 0},
-        "expected": {"pearson": 0.31},
+        "expected": {"pearson": expected[0], "pearson_ci": expected[1]},
+        "majority_baseline_accuracy": 0.283,
     }
 
 
@@ -217,6 +226,43 @@ def test_zero_shot_says_whether_it_behaved_like_the_published_model(tmp_path):
     unlike = text(tmp_path / "b", "02_zero_shot", zero_shot_metrics(0.4, 0.05, [-0.1, 0.2]))
     assert "Unlike the published zero-shot model, 40% of its answers are out of format" in unlike
     assert "it does not rank the clips beyond noise" in unlike
+
+
+def test_zero_shot_is_judged_against_the_majority_label(tmp_path):
+    shown = text(tmp_path, "02_zero_shot", zero_shot_metrics(0.0, 0.3, [0.13, 0.46]))
+    assert (
+        "Against always answering the majority label: zero-shot accuracy 0.250 [0.180, 0.330] "
+        "vs majority label 0.283: within noise" in shown
+    )
+
+
+@pytest.mark.parametrize(
+    "expected, verdict_shown",
+    [((0.31, [0.15, 0.47]), "within noise"), ((0.7, [0.6, 0.8]), "better")],
+)
+def test_zero_shot_answers_whether_the_expected_score_ranks_better(
+    tmp_path, expected, verdict_shown
+):
+    metrics = zero_shot_metrics(0.0, 0.3, [0.13, 0.46], expected)
+    shown = text(tmp_path, "02_zero_shot", metrics)
+    assert (
+        "Does the expected score rank the clips better than the answer? zero-shot expected "
+        f"score r {expected[0]:.3f} [{expected[1][0]:.3f}, {expected[1][1]:.3f}] vs sampled "
+        f"answer r 0.300 [0.130, 0.460]: {verdict_shown}." in shown
+    )
+
+
+def test_results_answer_the_expected_score_question_per_system(tmp_path):
+    metrics = results_metrics(0.2, 0.72, 0.8)
+    metrics["systems"]["sft"]["expected"] = {"pearson": 0.5, "pearson_ci": [0.4, 0.6]}
+    metrics["systems"]["grpo"]["expected"] = {"pearson": 0.81, "pearson_ci": [0.75, 0.87]}
+    shown = text(tmp_path, "05_results", metrics)
+    line = shown.split("Does the expected score rank the clips better than the answer? ")[1]
+    assert line.startswith(
+        "SFT expected score r 0.500 [0.400, 0.600] vs sampled answer r 0.720 [0.660, 0.780]: "
+        "worse; GRPO expected score r 0.810 [0.750, 0.870] vs sampled answer r 0.800 "
+        "[0.740, 0.860]: within noise."
+    )
 
 
 def test_unknown_folder_names_the_known_ones(tmp_path):
@@ -276,7 +322,7 @@ def seed_record(tmp_path, monkeypatch):
     """Write a seed-spread record with the smoke profile's settings, `changes` applied, and
     point the takeaways at it."""
 
-    def write_record(**changes) -> None:
+    def write_record(runs: dict | None = None, **changes) -> None:
         settings = flat(run_settings(SMOKE)) | changes
         settings.pop("seed")
         numbers = {
@@ -287,7 +333,7 @@ def seed_record(tmp_path, monkeypatch):
             "date": "2026-11-26T06:00:00+00:00",
             "settings": {"profile": settings},
             "results": {
-                "runs": {"0": {}, "1": {}, "2": {}},
+                "runs": runs or {"1": {}, "2": {}, "3": {}},
                 "spread": {name: numbers for name in ("zero_shot", "sft", "grpo")},
                 "grpo_minus_sft_pearson": {"0": 0.04, "1": -0.01, "2": 0.03},
             },
@@ -304,16 +350,33 @@ def test_a_seed_record_of_the_same_settings_puts_the_run_against_the_seed_spread
 ):
     seed_record()
     shown = text(tmp_path, "03_sft", sft_stage(chosen(sft_metrics())))
-    assert "Seed to seed: the same settings run with seeds 0, 1, 2" in shown
+    assert "Seed to seed: the same settings run with seeds 1, 2, 3" in shown
     assert (
         "SFT: accuracy 0.560 ± 0.020 (0.540-0.580), this run 0.550 inside that range; "
         "r 0.740 ± 0.030 (0.700-0.750), this run 0.766 outside that range." in shown
     )
-    assert "GRPO minus SFT r, seed by seed: +0.040, -0.010, +0.030" in shown
+    assert "record's seed-0 run" not in shown  # the record has no run of this seed
+    assert "GRPO" not in shown  # notebook 03 comes before GRPO
     closing = text(tmp_path / "05", "05_results", results_metrics(0.2, 0.72, 0.8))
     for system, r, where in (("zero-shot", 0.2, "outside"), ("SFT", 0.72, "inside")):
         assert f"\n  - {system}: accuracy" in closing
         assert f"r 0.740 ± 0.030 (0.700-0.750), this run {r:.3f} {where}" in closing
+    assert "GRPO minus SFT r, seed by seed: +0.040, -0.010, +0.030" in closing
+
+
+def test_a_run_of_a_recorded_seed_says_whether_it_reproduces_the_record(tmp_path, seed_record):
+    """Seed 0 is in the record: the same numbers reproduce it, other numbers are quoted as a
+    difference, so a stale record is never read as a description of this run."""
+    sft = sft_metrics()
+    seed_record(runs={"0": {"sft": {"step": 1200, "accuracy": 0.5500001, "pearson": 0.766}}})
+    shown = text(tmp_path, "03_sft", sft_stage(chosen(sft)))
+    assert "This run reproduces the record's seed-0 run (same step, accuracy and r)." in shown
+    seed_record(runs={"0": {"sft": {"step": 1600, "accuracy": 0.567, "pearson": 0.756}}})
+    shown = text(tmp_path / "stale", "03_sft", sft_stage(chosen(sft)))
+    assert (
+        "This run differs from the record's seed-0 run: SFT step 1200 accuracy 0.550, r 0.766 "
+        "here, SFT step 1600 accuracy 0.567, r 0.756 there. The code changed" in shown
+    )
 
 
 def test_a_seed_record_of_other_settings_is_named_but_not_cited(tmp_path, seed_record):
@@ -325,6 +388,17 @@ def test_a_seed_record_of_other_settings_is_named_but_not_cited(tmp_path, seed_r
     assert "seed" not in text(tmp_path / "full", "03_sft", metrics, FULL).lower()
 
 
-def test_without_a_seed_record_nothing_is_said_of_seeds(tmp_path, monkeypatch):
-    monkeypatch.setattr(takeaways, "SEED_RECORD", str(tmp_path / "no_record.json"))
+def test_without_a_seed_record_nothing_is_said_of_seeds(tmp_path):
     assert "seed" not in text(tmp_path, "03_sft", sft_stage(chosen(sft_metrics()))).lower()
+
+
+def test_sft_step_zero_says_why_it_differs_from_zero_shot():
+    """The smoke profile sweeps SFT with the thinking prompt, the full profile with the
+    benchmark's prompt and sampled answers: each says its own reason."""
+    smoke = sft_step_zero(SMOKE)
+    assert "with SFT's prompt (prompts/video_reward_with_thinking.yaml) instead of" in smoke
+    assert "(prompts/video_reward.yaml)" in smoke
+    assert "by sampling alone" in sft_step_zero(FULL)
+    greedy = copy.deepcopy(FULL)
+    greedy["scoring"]["sampling"]["greedy"] = True
+    assert "it repeats 02's zero-shot numbers" in sft_step_zero(greedy)
