@@ -38,7 +38,7 @@ from IPython.display import display
 
 from recipe_utils import plots
 from recipe_utils.clips import Gallery, row_clip, violations
-from recipe_utils.config import load_config, run_dir
+from recipe_utils.config import check_parameters, load_config, run_dir
 from recipe_utils.metrics import majority_baseline
 from recipe_utils.pipeline import resolve_source
 from recipe_utils.report import clip_browser
@@ -54,6 +54,7 @@ INTERACTIVE: bool = True  # False when run headless: a static frame grid replace
 N_EXAMPLES: int = 3  # clips shown per group in the frame grid
 
 # %%
+check_parameters(globals())  # each parameter of the type its cell declares
 config = load_config(PROFILE, OVERRIDES)
 run = run_dir(config, RUN_DIR or None)
 out = run / "01_dataset_tour"

@@ -42,7 +42,7 @@ from IPython.display import HTML, display
 
 from recipe_utils import plots
 from recipe_utils.clips import link
-from recipe_utils.config import load_config, repo_path, run_dir
+from recipe_utils.config import check_parameters, load_config, repo_path, run_dir
 from recipe_utils.metrics import PUBLISHED, majority_baseline, read_predictions
 from recipe_utils.pipeline import resolve_model, resolve_source, zero_shot_stage
 from recipe_utils.pretrain import model_card
@@ -59,6 +59,7 @@ OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or
 N_EXAMPLES: int = 4  # example answers printed
 
 # %%
+check_parameters(globals())  # each parameter of the type its cell declares
 config = load_config(PROFILE, OVERRIDES)
 run = run_dir(config, RUN_DIR or None)
 prompt = load_prompt(repo_path(config["scoring"]["prompt"]))

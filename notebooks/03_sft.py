@@ -52,7 +52,7 @@ import pandas as pd
 
 from recipe_utils import plots
 from recipe_utils.clips import Gallery, scored_clip
-from recipe_utils.config import load_config, run_dir
+from recipe_utils.config import check_parameters, load_config, run_dir
 from recipe_utils.metrics import (
     PUBLISHED_SFT_STEPS,
     chosen_checkpoints,
@@ -71,6 +71,7 @@ OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or
 N_EXAMPLES: int = 5  # before/after examples shown, one per label
 
 # %%
+check_parameters(globals())  # each parameter of the type its cell declares
 config = load_config(PROFILE, OVERRIDES)
 run = run_dir(config, RUN_DIR or None)
 out = run / "03_sft"

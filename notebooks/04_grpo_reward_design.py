@@ -42,7 +42,7 @@ import pandas as pd
 
 from recipe_utils import plots
 from recipe_utils.clips import Gallery, scored_clip
-from recipe_utils.config import load_config, run_dir
+from recipe_utils.config import check_parameters, load_config, run_dir
 from recipe_utils.metrics import PUBLISHED, chosen_checkpoints, read_predictions
 from recipe_utils.pipeline import (
     balance_experiment,
@@ -69,6 +69,7 @@ RUN_DIR: str = ""  # where this run writes; empty: the profile's run_dir
 OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or that as JSON)
 
 # %%
+check_parameters(globals())  # each parameter of the type its cell declares
 config = load_config(PROFILE, OVERRIDES)
 run = run_dir(config, RUN_DIR or None)
 out = run / "04_grpo"

@@ -35,10 +35,10 @@ from IPython.display import HTML, Markdown, display
 
 from recipe_utils import plots
 from recipe_utils.clips import Gallery, link, scored_clip
-from recipe_utils.config import load_config, run_dir
+from recipe_utils.config import check_parameters, load_config, run_dir
 from recipe_utils.metrics import PUBLISHED
 from recipe_utils.pipeline import best_checkpoint, resolve_source, score_args
-from recipe_utils.ranking import relative_clip
+from recipe_utils.ranking import keep_check, relative_clip
 from recipe_utils.scoring import score_split
 from recipe_utils.summary import (
     SYSTEMS,
@@ -63,6 +63,7 @@ OVERRIDES: dict = {}  # settings to change, e.g. {"sft.lr": 1e-4, "seed": 1} (or
 N_DISAGREEMENTS: int = 3  # videos shown where the models disagree most
 
 # %%
+check_parameters(globals())  # each parameter of the type its cell declares
 config = load_config(PROFILE, OVERRIDES)
 run = run_dir(config, RUN_DIR or None, create=False)  # the run notebooks 01-04 wrote
 out = run / "05_results"
@@ -193,13 +194,14 @@ Gallery(
 # reuse file names, as generators' folders do; on the full profile, downloaded test videos.
 
 # %%
-KEEP_ABOVE = 3.0  # keep clips whose expected score (or answer) is above this
+KEEP_ABOVE = 3.0  # keep clips whose expected score (or answer) is above this: an answer 3
+# with an expected score of 3.0003 is kept, one of 2.99 is not
 N_CLIPS = 16  # clips scored here
 critic = better_on_validation(run)  # chosen on validation, like every checkpoint here
 own = out / "own_clips"
 clips = run / "data" / "videos"
 if config["data"]["eval"]["source"] == "synthetic":
-    clips = own / "clips"  # each subfolder's labels stay in its test.jsonl, unread
+    clips = own / "clips"  # each subfolder's labels stay in its test.jsonl, unread by scoring
     for generator, seed in (("generator_a", 11), ("generator_b", 12)):
         generate(clips / generator, n_train=0, n_test=N_CLIPS // 2, seed=seed)
 args = score_args(config, run, config[critic]["prompt"]) | {"source": clips, "split": None}
@@ -212,6 +214,24 @@ ranking = pd.read_csv(own / "scores" / "ranking.csv")
 ranking["clip"] = [relative_clip(clip, clips) for clip in ranking["clip"]]
 print(f"the selected {critic.upper()} checkpoint keeps {len(kept)} of {len(ranking)} clips")
 ranking.drop(columns="id").head(8)
+
+# %% [markdown]
+# Were the right clips kept? These clips do have labels, which scoring never read: on the smoke
+# profile each subfolder's `test.jsonl`, on the full profile the test split's `pc`. Against
+# them, the kept clips labelled 4 or 5, next to the same among all the scored clips (what
+# keeping clips at random would give).
+
+# %%
+if is_synthetic(config):
+    labelled = [row for folder in sorted(clips.iterdir()) for row in load_rows(folder, "test").rows]
+else:  # downloaded test videos are named by their row's id
+    labelled = [dict(row, video=str(clips / f"{row['id']}.mp4")) for row in rows.values()]
+dropped = (own / "scores" / "dropped.txt").read_text().splitlines()
+check = keep_check(kept, dropped, {row["video"]: row["pc"] for row in labelled})
+print(
+    f"kept: {check['kept_good']} of {check['kept']} labelled clips have pc >= {check['good']}; "
+    f"all scored: {check['labelled_good']} of {check['labelled']}"
+)
 
 # %%
 summary_json, summary_md = write_summary(run, systems, is_synthetic(config))

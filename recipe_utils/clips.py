@@ -52,11 +52,12 @@ def row_clip(row: dict) -> ShownClip:
 
 def scored_clip(row: dict, scored: dict[str, dict]) -> ShownClip:
     """A clip with each model's parsed score and whole answer (`scored`: {model name: its
-    predictions.jsonl record}), under the label and the annotated violations. The video
-    is the one the models scored (hub rows only name a URL)."""
+    predictions.jsonl record}), under the label and the annotated violations. The video is the
+    row's, where the run folder is now; a hub row names only a URL, so the one the models
+    scored."""
     scores = " · ".join(f"{name} {record['pred']}" for name, record in scored.items())
     answers = {name: (record["raw"] or ["(no answer)"])[0] for name, record in scored.items()}
-    video = next(iter(scored.values()))["video"]
+    video = row.get("video") or next(iter(scored.values()))["video"]
     facts = row_clip(row).facts
     return ShownClip(video, f"label pc={row['pc']} · {scores}", facts, answers)
 

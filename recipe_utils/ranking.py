@@ -31,6 +31,21 @@ def relative_clip(clip: str, folder: str | Path) -> str:
     return str(path.relative_to(folder)) if path.is_relative_to(folder) else clip
 
 
+def keep_check(kept: list[str], dropped: list[str], labels: dict[str, int], good: int = 4) -> dict:
+    """A keep list against labels found later (`labels`: pc by clip): how many kept clips have a
+    label and how many of those are `good` or better, next to the same among all labelled
+    clips, which is what keeping clips at random would give."""
+    kept_pcs = [labels[clip] for clip in kept if clip in labels]
+    all_pcs = kept_pcs + [labels[clip] for clip in dropped if clip in labels]
+    return {
+        "good": good,
+        "kept": len(kept_pcs),
+        "kept_good": sum(pc >= good for pc in kept_pcs),
+        "labelled": len(all_pcs),
+        "labelled_good": sum(pc >= good for pc in all_pcs),
+    }
+
+
 def rank_score(record: dict) -> float | None:
     if record.get("error"):
         return None

@@ -44,11 +44,13 @@ def test_row_clip_shows_scores_caption_and_violations(rows):
 def test_scored_clip_shows_every_answer_whole(rows):
     row = rows[0]
     long_answer = "<think>\n" + "the ball hovers. " * 30 + "\n</think>\n<answer>\n2\n</answer>"
-    record = {"video": row["video"], "pred": 2, "raw": [long_answer]}
+    record = {"video": "/moved/since/clip.mp4", "pred": 2, "raw": [long_answer]}  # a copied run
     html = Gallery([scored_clip(row, {"SFT": record, "GRPO": record | {"raw": []}})])._repr_html_()
     assert f"label pc={row['pc']} · SFT 2 · GRPO 2" in html
     assert "&lt;answer&gt;\n2\n&lt;/answer&gt;" in html  # not cut before the answer
     assert "(no answer)" in html
+    assert scored_clip(row, {"SFT": record}).video == row["video"]  # the clip where it is now
+    assert scored_clip(row | {"video": None}, {"SFT": record}).video == record["video"]  # hub
 
 
 def test_gallery_refuses_no_clips():

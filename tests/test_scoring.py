@@ -18,6 +18,7 @@ from recipe_utils.metrics import evaluate, read_predictions
 from recipe_utils.prompts import PROMPTS_DIR
 from recipe_utils.ranking import (
     RANKING_COLUMNS,
+    keep_check,
     rank_score,
     ranked,
     relative_clip,
@@ -513,6 +514,12 @@ def test_ranking_puts_the_best_first_and_keeps_only_scores_above_the_bar(tmp_pat
 )
 def test_a_ranked_clip_is_shown_relative_to_the_scored_folder(clip, shown):
     assert relative_clip(clip, "/run/clips") == shown
+
+
+def test_a_keep_list_is_checked_against_labels_found_later():
+    labels = {"a.mp4": 5, "b.mp4": 2, "c.mp4": 4, "d.mp4": 1}
+    check = keep_check(["a.mp4", "b.mp4", "new.mp4"], ["c.mp4", "d.mp4"], labels)
+    assert check == {"good": 4, "kept": 2, "kept_good": 1, "labelled": 4, "labelled_good": 2}
 
 
 def test_a_source_with_nothing_to_score_never_loads_the_model(tmp_path):
