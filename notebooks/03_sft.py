@@ -103,9 +103,10 @@ plots.save_figure(fig, out / "loss_curve.png")
 # Every checkpoint scores the test split (solid) and every trained one the validation split
 # (dotted). The ringed step is the one selected on validation Pearson r: the one this notebook
 # reports and notebook 04 may start from. Step 0 is the model before training; the line printed
-# under the table says why it need not repeat notebook 02's zero-shot numbers. On the full profile the dashed grey line is the published SFT best on
-# VideoPhy-2. On the smoke profile the curve is the tiny model on synthetic clips, so no
-# published line is drawn: the two would share an axis but not a meaning.
+# above the table says why it need not repeat notebook 02's zero-shot numbers. On the full
+# profile the dashed grey line is the published SFT best on VideoPhy-2. On the smoke profile the
+# curve is the tiny model on synthetic clips, so no published line is drawn: the two would share
+# an axis but not a meaning.
 
 # %%
 sweep = sweep_stage("sft", config, run)

@@ -54,7 +54,7 @@ from recipe_utils.summary import (
 )
 from recipe_utils.synthetic import generate
 from recipe_utils.takeaways import is_synthetic, slice_note, what_this_run_showed
-from recipe_utils.videophy2 import label_counts, load_rows
+from recipe_utils.videophy2 import label_counts, load_rows, write_jsonl
 
 # %% tags=["parameters"]
 PROFILE: str = "smoke"  # the profile whose run folder is read
@@ -191,7 +191,8 @@ Gallery(
 # `dropped.txt`). The same from a shell:
 # `python -m recipe_utils score --model CHECKPOINT --source DIR --out OUT --keep-above 3`.
 # On the smoke profile the folder holds newly rendered synthetic clips in two subfolders that
-# reuse file names, as generators' folders do; on the full profile, downloaded test videos.
+# reuse file names, as generators' folders do; on the full profile, a list of test-split videos
+# (downloaded by notebook 02) without their labels: no checkpoint trained on them.
 
 # %%
 KEEP_ABOVE = 3.0  # keep clips whose expected score (or answer) is above this: an answer 3
@@ -199,11 +200,14 @@ KEEP_ABOVE = 3.0  # keep clips whose expected score (or answer) is above this: a
 N_CLIPS = 16  # clips scored here
 critic = better_on_validation(run)  # chosen on validation, like every checkpoint here
 own = out / "own_clips"
-clips = run / "data" / "videos"
-if config["data"]["eval"]["source"] == "synthetic":
+if is_synthetic(config):
     clips = own / "clips"  # each subfolder's labels stay in its test.jsonl, unread by scoring
     for generator, seed in (("generator_a", 11), ("generator_b", 12)):
         generate(clips / generator, n_train=0, n_test=N_CLIPS // 2, seed=seed)
+else:  # run/data/videos holds the training videos too: list test videos only, without labels
+    clips = own / "clips.jsonl"
+    videos = [run / "data" / "videos" / f"{row_id}.mp4" for row_id in list(rows)[:N_CLIPS]]
+    write_jsonl(clips, [{"video_url": str(video)} for video in videos])
 args = score_args(config, run, config[critic]["prompt"]) | {"source": clips, "split": None}
 args["limit"] = N_CLIPS
 predictions = score_split(
@@ -225,7 +229,9 @@ ranking.drop(columns="id").head(8)
 if is_synthetic(config):
     labelled = [row for folder in sorted(clips.iterdir()) for row in load_rows(folder, "test").rows]
 else:  # downloaded test videos are named by their row's id
-    labelled = [dict(row, video=str(clips / f"{row['id']}.mp4")) for row in rows.values()]
+    labelled = [
+        dict(row, video=str(run / "data" / "videos" / f"{i}.mp4")) for i, row in rows.items()
+    ]
 dropped = (own / "scores" / "dropped.txt").read_text().splitlines()
 check = keep_check(kept, dropped, {row["video"]: row["pc"] for row in labelled})
 print(

@@ -26,7 +26,7 @@ from .answers import parse_answer
 from .progress import tqdm
 from .prompts import Prompt
 from .video import Clip, VideoError, load_clip
-from .videophy2 import build_messages
+from .videophy2 import HUB_ID, build_messages
 
 logger = logging.getLogger(__name__)
 
@@ -155,8 +155,6 @@ def resolve_device(device: str = "auto") -> str:
 def check_model(path: str | Path) -> str:
     """The model as transformers and vLLM take it, or one line on why it cannot be one: a local
     folder must hold a saved model (config.json), anything else must read as a hub id."""
-    from .videophy2 import HUB_ID
-
     name = str(path)
     folder = Path(name)
     if folder.is_dir():
@@ -168,7 +166,7 @@ def check_model(path: str | Path) -> str:
         return name
     if folder.exists():
         raise ValueError(f"{name}: a file, not a model folder or a hub id")
-    if not HUB_ID.match(name):
+    if not HUB_ID.match(name) or name.startswith((".", "/", "~")):
         raise ValueError(f"{name}: no such model folder (a hub id reads like owner/name)")
     return name
 
@@ -462,11 +460,13 @@ PLACES = ("model", "source")  # recorded by location, so that a run folder can m
 
 
 def _place(value: str | Path, out_dir: Path) -> dict[str, str]:
-    """A model or source as an output folder records it: a local path both absolute and
-    relative to the folder (a run moved or copied with its data still matches), else as given."""
-    if not Path(str(value)).exists():
-        return {"name": str(value)}
-    absolute = os.path.abspath(value)
+    """A model or source as an output folder records it: a hub id as given, a local path (even
+    one deleted since) both absolute and relative to the folder, so that a run moved or copied
+    with its data still matches (as would another source at the same relative place)."""
+    name = str(value)
+    if HUB_ID.match(name) and not Path(name).exists():
+        return {"name": name}
+    absolute = os.path.abspath(name)
     return {"path": absolute, "from_out": os.path.relpath(absolute, os.path.abspath(out_dir))}
 
 
@@ -474,18 +474,30 @@ def _same_place(recorded: dict, now: dict) -> bool:
     return any(recorded.get(key) == value for key, value in now.items())
 
 
+def _same_sampling(recorded: dict | None, now: Sampling) -> bool:
+    """Field by field, a field added to `Sampling` since taking its default."""
+    return asdict(Sampling()) | (recorded or {}) == asdict(now)
+
+
 def bind_output(
     out_dir: Path,
     model: str | Path,
     source: str | Path,
     split: str | None,
-    prompt: Prompt,
+    prompt_path: str | Path,
     video_settings: dict,
-    sampling: Sampling,
+    sampling: Sampling | None = None,
 ) -> None:
     """Record in `out_dir` what its answers are answers to, or refuse when it already holds
     answers to something else: a resumed run skips the ids it finds, so scoring another folder
-    (whose files may share names) or another model into it would mix answers silently."""
+    (whose files may share names) or another model into it would mix answers silently. Failed
+    rows are dropped first (a rerun retries them), so a folder of failures only starts over."""
+    from .prompts import load_prompt
+
+    answers = out_dir / "predictions.jsonl"
+    repair_tail(answers)
+    retry_failed(answers)
+    prompt, sampling = load_prompt(prompt_path), sampling or Sampling()
     inputs = {
         "model": _place(model, out_dir),
         "source": _place(source, out_dir),
@@ -494,7 +506,7 @@ def bind_output(
         "video": video_settings,
         "sampling": asdict(sampling),
     }
-    path, answers = out_dir / OUTPUT_RECORD, out_dir / "predictions.jsonl"
+    path = out_dir / OUTPUT_RECORD
     if not path.exists() or not answers.exists() or not answers.stat().st_size:
         path.write_text(json.dumps(inputs, indent=2))  # no answer yet: a corrected run starts over
         return
@@ -505,6 +517,8 @@ def bind_output(
         if not (
             _same_place(recorded.get(key) or {}, value)
             if key in PLACES
+            else _same_sampling(recorded.get(key), sampling)
+            if key == "sampling"
             else recorded.get(key) == json.loads(json.dumps(value))
         )
     ]
@@ -617,8 +631,6 @@ def intake(
 
     loaded = load_rows(source, split, limit, labels=False)
     predictions = out_dir / "predictions.jsonl"
-    repair_tail(predictions)
-    retry_failed(predictions)
     done = done_ids(predictions)
     rows = [row for row in loaded.rows if row["id"] not in done]
     if any(row["video"] is None for row in rows):
@@ -721,7 +733,7 @@ def score_split(
     out_dir = ensure_writable(out_dir)
     prompt = load_prompt(prompt_path)
     sampling = sampling or Sampling()
-    bind_output(out_dir, model, source, split, prompt, video_settings, sampling)
+    bind_output(out_dir, model, source, split, prompt_path, video_settings, sampling)
     rows, skipped, current = intake(source, split, out_dir, limit, videos_dir)
     predictions = out_dir / "predictions.jsonl"
     if rows and parallel is not None and parallel.active:
@@ -759,22 +771,20 @@ def score_checkpoints(checkpoints: dict[int, Path], out_dir: Path, **score_args)
     """Score the split with every checkpoint (each resumable in `out_dir/step_N`); metrics by
     step."""
     from .metrics import evaluate
-    from .prompts import load_prompt
 
     parallel = score_args.get("parallel")
     if parallel is not None and parallel.active:
         from .parallel import score_sweep
 
-        prompt = load_prompt(score_args["prompt_path"])
         for step, path in checkpoints.items():  # a folder of other answers stops all, first
             bind_output(
                 ensure_writable(out_dir / f"step_{step}"),
                 path,
                 score_args["source"],
                 score_args.get("split"),
-                prompt,
+                score_args["prompt_path"],
                 score_args["video_settings"],
-                score_args.get("sampling") or Sampling(),
+                score_args.get("sampling"),
             )
         score_sweep(checkpoints, out_dir, **score_args)  # all steps at once; the loop reads them
     per_step = {}

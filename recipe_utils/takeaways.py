@@ -135,13 +135,12 @@ def _against_majority(name: str, metrics: dict, baseline: float) -> str:
 def expected_vs_sampled(name: str, metrics: dict) -> str | None:
     """Whether the expected score (a continuous score, which breaks the ties of the sampled
     digit) ranks the clips better than the sampled answer, by their r and intervals; None when
-    the metrics cannot tell (either r undefined, or no interval on either side)."""
+    neither side has an interval (bootstrap off)."""
     expected = metrics.get("expected") or {}
-    if None in (expected.get("pearson"), metrics.get("pearson")):
+    defined = None not in (expected.get("pearson"), metrics.get("pearson"))
+    if defined and expected.get("pearson_ci") is None and metrics.get("pearson_ci") is None:
         return None
-    if expected.get("pearson_ci") is None and metrics.get("pearson_ci") is None:
-        return None
-    return compare(
+    return compare(  # an undefined r reads "cannot compare (an undefined value)"
         f"{name} expected score r",
         expected.get("pearson"),
         expected.get("pearson_ci"),

@@ -390,7 +390,7 @@ def load_rows(
             continue
         if row["id"] in first_seen:
             skipped.append(
-                (index, f"duplicate id {row['id']!r} (first at row {first_seen[row['id']]})")
+                (index, f"duplicate id {row['id']!r} (first at row {first_seen[row['id']] + 1})")
             )
             continue
         first_seen[row["id"]] = index
@@ -426,7 +426,10 @@ def load_labels(source: str | Path, split: str | None = None) -> dict[str, int]:
             url = raw.get("video_url")
             if _missing(raw.get("id")) and (_missing(url) or not isinstance(url, str)):
                 raise RowError("neither `id` nor `video_url` is given")
-            labels[_row_id(raw, str(url).strip())] = _score(raw, "pc", required=True)
+            row_id = _row_id(raw, str(url).strip())
+            if row_id in labels:
+                raise RowError(f"duplicate id {row_id!r}")
+            labels[row_id] = _score(raw, "pc", required=True)
         except RowError as exc:
             skipped.append(f"row {index + 1}: {exc}")
     if skipped:

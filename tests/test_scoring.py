@@ -358,6 +358,29 @@ def test_another_folder_or_model_scored_into_the_same_out_is_refused(tiny_model,
     assert len(read_predictions(out / "predictions.jsonl")) == 1
 
 
+def test_an_output_folder_refuses_other_inputs_only_once_it_holds_answers(tmp_path):
+    out, prompt = tmp_path / "out", PROMPTS_DIR / "video_reward.yaml"
+    out.mkdir()
+    model, clips, other = tmp_path / "model", tmp_path / "clips", tmp_path / "other"
+    bind = dict(split=None, prompt_path=prompt, video_settings=VIDEO, sampling=Sampling())
+    answers = out / "predictions.jsonl"
+    answers.write_text(json.dumps({"id": "a", "error": "cannot reach the host"}) + "\n")
+    scoring.bind_output(out, model, clips, **bind)  # a folder of failures only starts over:
+    scoring.bind_output(out, model, other, **bind)  # its failures are dropped, to be retried
+    assert answers.read_text() == ""
+    answers.write_text(json.dumps({"id": "a", "pred": 3}) + "\n")
+    scoring.bind_output(out, model, other, **bind)  # the same (deleted) model and source resume
+    with pytest.raises(ValueError, match=f"another source \\(source was {other}\\)"):
+        scoring.bind_output(out, model, clips, **bind)
+    recorded = json.loads((out / "scoring.json").read_text())
+    del recorded["sampling"]["top_k"]  # a record from before a field was added to Sampling
+    (out / "scoring.json").write_text(json.dumps(recorded))
+    scoring.bind_output(out, model, other, **bind)
+    with pytest.raises(ValueError, match="another video, sampling"):
+        scoring.bind_output(out, model, other, **bind | {"video_settings": {"fps": 2},
+                                                         "sampling": Sampling(seed=2)})  # fmt: skip
+
+
 def test_a_moved_run_resumes_and_lists_clips_where_they_are_now(tiny_model, tmp_path):
     """The folder of clips and its scores moved together: nothing is scored again, clips removed
     since leave the outputs (their line stays), and the lists name the clips' new paths."""

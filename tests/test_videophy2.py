@@ -192,7 +192,7 @@ def test_duplicate_ids_keep_the_first_row(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", [raw_row(0, pc=1), raw_row(1), raw_row(0, pc=5)])
     loaded = load_rows(tmp_path / "train.jsonl")
     assert [(row["id"], row["pc"]) for row in loaded.rows] == [("train_0000", 1), ("train_0001", 3)]
-    assert loaded.skipped == [(2, "duplicate id 'train_0000' (first at row 0)")]
+    assert loaded.skipped == [(2, "duplicate id 'train_0000' (first at row 1)")]
 
 
 def test_limit_counts_valid_rows(bench):
