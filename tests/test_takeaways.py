@@ -258,10 +258,11 @@ def test_results_answer_the_expected_score_question_per_system(tmp_path):
     metrics["systems"]["grpo"]["expected"] = {"pearson": 0.81, "pearson_ci": [0.75, 0.87]}
     shown = text(tmp_path, "05_results", metrics)
     line = shown.split("Does the expected score rank the clips better than the answer? ")[1]
-    assert line.startswith(
-        "SFT expected score r 0.500 [0.400, 0.600] vs sampled answer r 0.720 [0.660, 0.780]: "
-        "worse; GRPO expected score r 0.810 [0.750, 0.870] vs sampled answer r 0.800 "
-        "[0.740, 0.860]: within noise."
+    assert line.startswith(  # zero-shot has no expected score here: said, not left out
+        "zero-shot expected score r undefined vs sampled answer r 0.200 [-0.100, 0.100]: cannot "
+        "compare (an undefined value); SFT expected score r 0.500 [0.400, 0.600] vs sampled "
+        "answer r 0.720 [0.660, 0.780]: worse; GRPO expected score r 0.810 [0.750, 0.870] vs "
+        "sampled answer r 0.800 [0.740, 0.860]: within noise."
     )
 
 
