@@ -490,13 +490,11 @@ def bind_output(
 ) -> None:
     """Record in `out_dir` what its answers are answers to, or refuse when it already holds
     answers to something else: a resumed run skips the ids it finds, so scoring another folder
-    (whose files may share names) or another model into it would mix answers silently. Failed
-    rows are dropped first (a rerun retries them), so a folder of failures only starts over."""
+    (whose files may share names) or another model into it would mix answers silently. A
+    folder that holds only failed rows starts over. Accepted, its failed rows are dropped so
+    that the run retries them; refused, nothing in it changes."""
     from .prompts import load_prompt
 
-    answers = out_dir / "predictions.jsonl"
-    repair_tail(answers)
-    retry_failed(answers)
     prompt, sampling = load_prompt(prompt_path), sampling or Sampling()
     inputs = {
         "model": _place(model, out_dir),
@@ -506,11 +504,28 @@ def bind_output(
         "video": video_settings,
         "sampling": asdict(sampling),
     }
-    path = out_dir / OUTPUT_RECORD
-    if not path.exists() or not answers.exists() or not answers.stat().st_size:
-        path.write_text(json.dumps(inputs, indent=2))  # no answer yet: a corrected run starts over
-        return
-    recorded = json.loads(path.read_text())
+    path, answers = out_dir / OUTPUT_RECORD, out_dir / "predictions.jsonl"
+    if path.exists() and _holds_answers(answers):
+        _refuse_other_inputs(out_dir, json.loads(path.read_text()), inputs, sampling)
+    repair_tail(answers)
+    retry_failed(answers)
+    path.write_text(json.dumps(inputs, indent=2))
+
+
+def _holds_answers(predictions: Path) -> bool:
+    """True when some record is an answer, not a failed row (a torn last line aside)."""
+    if not predictions.exists():
+        return False
+    for line in predictions.read_text().splitlines():
+        try:
+            if "error" not in json.loads(line):
+                return True
+        except json.JSONDecodeError:
+            continue
+    return False
+
+
+def _refuse_other_inputs(out_dir: Path, recorded: dict, inputs: dict, sampling: Sampling) -> None:
     differs = [
         key
         for key, value in inputs.items()

@@ -56,6 +56,7 @@ NOT_A_VALUE = {"nan", "none", "null"}  # how pandas and Python write an empty ce
 VIDEO_KEYS = {"fps", "min_pixels", "max_pixels", "total_pixels"}  # what video.load_clip reads
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 SAFE_ID = re.compile(r"^\w[\w.-]*$")
+MAX_ID_LENGTH = 128  # an id names its video file; file systems allow 255 bytes
 OFFLINE_HINT = (
     "If this machine is offline, point the course at local files instead: "
     "`--source path/to/file.jsonl` (rows whose video_url is a path relative to that file) or "
@@ -164,7 +165,8 @@ def _rule_item(node: ast.expr, name: str) -> str | None:
         return None
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
-    raise RowError(f"`{name}` holds a non-text item {ast.unparse(node)!r}")
+    shown = ast.unparse(node) if isinstance(node, ast.Constant) else type(node).__name__
+    raise RowError(f"`{name}` holds a non-text item {shown!r}")  # (unparsing nests deeply)
 
 
 def _rules(value: object, name: str) -> list[str]:
@@ -174,7 +176,7 @@ def _rules(value: object, name: str) -> list[str]:
     if isinstance(value, str):
         try:
             node = ast.parse(value.strip(), mode="eval").body
-        except SyntaxError:
+        except (SyntaxError, RecursionError, MemoryError):  # the last two: absurd nesting
             raise RowError(f"`{name}`={value[:60]!r} is not a list literal") from None
         if not isinstance(node, (ast.List, ast.Tuple)):
             raise RowError(f"`{name}`={value[:60]!r} is not a list literal")
@@ -185,7 +187,7 @@ def _rules(value: object, name: str) -> list[str]:
         raise RowError(f"`{name}` should be a list, got {type(value).__name__}")
     if any(item is not None and not isinstance(item, str) for item in items):
         raise RowError(f"`{name}` holds a non-text item")
-    return [item for item in items if item is not None]
+    return [item for item in items if item is not None and item.strip()]  # '' names no rule
 
 
 def local_id(path: str) -> str:
@@ -204,6 +206,10 @@ def _row_id(raw: dict, url: str) -> str:
     if _missing(given):
         return url_key(url) if is_url(url) else local_id(url)
     row_id = str(given).strip()
+    if len(row_id) > MAX_ID_LENGTH:
+        raise RowError(
+            f"id {row_id[:20]!r}... is longer than {MAX_ID_LENGTH} characters (it names a file)"
+        )
     if not SAFE_ID.match(row_id):
         raise RowError(
             f"id {row_id!r} may only hold letters, digits, '.', '_', '-' (it names a file)"
@@ -390,13 +396,13 @@ def load_rows(
             continue
         if row["id"] in first_seen:
             skipped.append(
-                (index, f"duplicate id {row['id']!r} (first at row {first_seen[row['id']] + 1})")
+                (index, f"duplicate id {row['id']!r} (first at index {first_seen[row['id']]})")
             )
             continue
         first_seen[row["id"]] = index
         rows.append(row)
     if skipped:
-        shown = "; ".join(f"row {i + 1}: {why}" for i, why in skipped[:5])
+        shown = "; ".join(f"index {i}: {why}" for i, why in skipped[:5])  # 0: first row
         logger.warning("%s: skipped %d bad row(s): %s", file or hub_id, len(skipped), shown)
     return Rows(rows, skipped, str(file or hub_id), split)
 
@@ -431,7 +437,7 @@ def load_labels(source: str | Path, split: str | None = None) -> dict[str, int]:
                 raise RowError(f"duplicate id {row_id!r}")
             labels[row_id] = _score(raw, "pc", required=True)
         except RowError as exc:
-            skipped.append(f"row {index + 1}: {exc}")
+            skipped.append(f"index {index}: {exc}")
     if skipped:
         logger.warning("%s: skipped %d row(s): %s", name, len(skipped), "; ".join(skipped[:5]))
     return labels
@@ -717,6 +723,23 @@ def _features():
     return Features(columns)
 
 
+def unreadable(paths: list[str]) -> dict[str, str]:
+    """Why each of these local clips cannot be used, for those that do not decode: a training
+    step that met one would stop there. Downloads are checked as they arrive (`_fetch`); the
+    clips are decoded in threads, which PyAV runs without the GIL."""
+
+    def reason(path: str) -> str | None:
+        try:
+            probe(path)
+        except VideoError as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        reasons = list(pool.map(reason, paths))
+    return {path: why for path, why in zip(paths, reasons, strict=True) if why}
+
+
 def prepare(
     source: str | Path,
     split: str | None,
@@ -752,6 +775,12 @@ def prepare(
             "use prompts/video_reward_with_thinking.yaml"
         )
     loaded = load_rows(source, split, limit)
+    scored_below_5 = any(row["pc"] < 5 for row in loaded.rows)
+    if rationale and scored_below_5 and not any(stated_violations(row) for row in loaded.rows):
+        raise ValueError(
+            f"{loaded.source}: no row lists a violation (`human_violated_rules` or "
+            "`physics_rules_unfollowed`), which targets with a rationale are written from"
+        )
     skipped = [{"index": index, "reason": why} for index, why in loaded.skipped]
     usable = []  # checked before downloading: a row without an honest target needs no video
     for row in loaded.rows:
@@ -764,11 +793,10 @@ def prepare(
     if any(row["video"] is None for row in usable):
         download = download_videos(usable, download_dir or out.parent)
     lost = {item["id"]: item["reason"] for item in download.failed} if download else {}
+    broken = unreadable([row["video"] for row in usable if not is_url(row["video_url"])])
     rows = []
     for row in usable:
-        reason = lost.get(row["id"])
-        if reason is None and row["video"] and not Path(row["video"]).is_file():
-            reason = f"video file not found: {row['video']}"
+        reason = lost.get(row["id"]) or broken.get(row["video"])
         if reason:
             skipped.append({"id": row["id"], "video_url": row["video_url"], "reason": reason})
         else:

@@ -370,8 +370,11 @@ def test_an_output_folder_refuses_other_inputs_only_once_it_holds_answers(tmp_pa
     assert answers.read_text() == ""
     answers.write_text(json.dumps({"id": "a", "pred": 3}) + "\n")
     scoring.bind_output(out, model, other, **bind)  # the same (deleted) model and source resume
+    lines = answers.read_text() + json.dumps({"id": "b", "error": "not a readable video"}) + "\n"
+    answers.write_text(lines)
     with pytest.raises(ValueError, match=f"another source \\(source was {other}\\)"):
         scoring.bind_output(out, model, clips, **bind)
+    assert answers.read_text() == lines  # refused, the folder is as it was
     recorded = json.loads((out / "scoring.json").read_text())
     del recorded["sampling"]["top_k"]  # a record from before a field was added to Sampling
     (out / "scoring.json").write_text(json.dumps(recorded))

@@ -192,7 +192,7 @@ def test_duplicate_ids_keep_the_first_row(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", [raw_row(0, pc=1), raw_row(1), raw_row(0, pc=5)])
     loaded = load_rows(tmp_path / "train.jsonl")
     assert [(row["id"], row["pc"]) for row in loaded.rows] == [("train_0000", 1), ("train_0001", 3)]
-    assert loaded.skipped == [(2, "duplicate id 'train_0000' (first at row 1)")]
+    assert loaded.skipped == [(2, "duplicate id 'train_0000' (first at index 0)")]
 
 
 def test_limit_counts_valid_rows(bench):
@@ -455,14 +455,50 @@ def test_prepare_with_rationale_writes_the_violations_before_the_score(bench, tm
         prepare(bench, "train", tmp_path / "bad", PROMPT, rationale=True)
 
 
-def test_prepare_limit_and_missing_videos(bench, tmp_path):
+def test_prepare_with_rationale_refuses_rows_that_list_no_violation_at_all(bench, tmp_path):
+    """Every row below pc 5 was skipped as a conflict: a file without the columns lost them."""
+    thinking = PROMPTS_DIR / "video_reward_with_thinking.yaml"
+    with pytest.raises(ValueError, match="no row lists a violation"):
+        prepare(bench, "train", tmp_path / "cot", thinking, rationale=True)
+
+
+def test_odd_cells_cost_their_row_only(tmp_path):
+    """A 300-character id (it names a file), a rule list nested past Python's parser, and blank
+    rule strings, which name no violation."""
+    rows = [
+        raw_row(0, id="a" * 300),
+        raw_row(1, human_violated_rules="[" + "-" * 1000 + "1]"),
+        raw_row(2, human_violated_rules="[" + "-" * 10_000 + "1]"),
+        raw_row(3, human_violated_rules="['', '   ']", physics_rules_unfollowed="['']"),
+    ]
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    loaded = load_rows(tmp_path, "train")
+    assert [row["id"] for row in loaded.rows] == ["train_0003"]
+    assert loaded.rows[0]["human_violated_rules"] == []
+    assert loaded.rows[0]["physics_rules_unfollowed"] == []
+    assert [index for index, _ in loaded.skipped] == [0, 1, 2]
+    long_id, nested, deeper = (why for _, why in loaded.skipped)
+    assert "longer than 128 characters" in long_id
+    assert "holds a non-text item 'UnaryOp'" in nested
+    assert "is not a list literal" in deeper
+
+
+def test_prepare_limit_and_missing_or_broken_videos(bench, tmp_path):
+    """A clip that does not decode is left out here, not met by a training step later."""
     (bench / "videos/train_0001.mp4").unlink()
+    clip = bench / "videos/train_0003.mp4"
+    clip.write_bytes(clip.read_bytes()[:2500])  # truncated
     out = prepare(bench, "train", tmp_path / "small", PROMPT, limit=4)
-    assert load_conversations(out)["id"] == ["train_0000", "train_0002", "train_0003"]
+    assert load_conversations(out)["id"] == ["train_0000", "train_0002"]
     report = json.loads((out / "prepare_report.json").read_text())
-    lost = {"id": "train_0001", "video_url": "videos/train_0001.mp4"}
-    assert report["skipped"][-1] == lost | {"reason": report["skipped"][-1]["reason"]}
-    assert "video file not found" in report["skipped"][-1]["reason"]
+    lost = [item for item in report["skipped"] if "id" in item]  # the bench's bad row aside
+    assert [(item["id"], item["video_url"]) for item in lost] == [
+        ("train_0001", "videos/train_0001.mp4"),
+        ("train_0003", "videos/train_0003.mp4"),
+    ]
+    missing, truncated = (item["reason"] for item in lost)
+    assert "no such video file" in missing
+    assert "train_0003.mp4" in truncated and "video" in truncated
     failed = [json.loads(line) for line in (out / "failed.jsonl").read_text().splitlines()]
     assert failed == report["skipped"]  # the dataset's own record of every row it lacks
 

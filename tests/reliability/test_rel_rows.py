@@ -77,7 +77,7 @@ def test_duplicate_ids_keep_the_first_and_report_the_second(tmp_path):
     rows = [base_row(0, pc=5), base_row(1), base_row(0, pc=1)]
     loaded = load_rows(write_split(tmp_path, rows), "test")
     assert [(row["id"], row["pc"]) for row in loaded.rows] == [("r0", 5), ("r1", 3)]
-    assert loaded.skipped == [(2, "duplicate id 'r0' (first at row 0)")]
+    assert loaded.skipped == [(2, "duplicate id 'r0' (first at index 0)")]
 
 
 def test_a_line_that_is_not_json_is_reported_by_line_number(tmp_path):
