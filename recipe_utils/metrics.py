@@ -159,7 +159,7 @@ def compute_metrics(records: list[dict], n_boot: int = 1000, seed: int = 0) -> d
         {"id": r["id"], "video": r.get("video"), "error": r["error"]} for r in failed
     ]
     if len(rows) == 0 and len(records) > len(failed):
-        notes["labels"] = "no row has a human score (pc): give them with `evaluate --labels`"
+        notes["labels"] = "no row has a label (pc): give them with `evaluate --labels`"
     metrics["notes"] = notes
     return metrics
 
@@ -470,6 +470,12 @@ def evaluate(
             )
         records = [r | {"pc": labels[r["id"]]} if r["id"] in labels else r for r in records]
     metrics = {"input": skipped, **compute_metrics(records, n_boot=n_boot, seed=seed)}
+    unmatched = sorted(set(labels or {}) - {r["id"] for r in records})
+    if unmatched:  # a label for a clip never scored, or an id written another way
+        metrics["notes"]["labels_unmatched"] = (
+            f"{len(unmatched)} labelled row(s) match no prediction, e.g. {unmatched[:3]}"
+        )
+        warnings.warn(f"{predictions_path}: {metrics['notes']['labels_unmatched']}", stacklevel=2)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(out_path.name + ".partial")

@@ -492,10 +492,14 @@ def test_evaluate_joins_labels_given_later(tmp_path, capsys):
         str(tmp_path / "m.json"),
     ]
     labels = tmp_path / "labels.csv"
-    labels.write_text(f"id,pc\na,4\n{clip_id},3\n")
-    assert main([*args, "--labels", str(labels)]) == 0
+    labels.write_text(f"id,pc\na,4\n{clip_id},3\nnever_scored,5\n")
+    with pytest.warns(UserWarning, match="1 labelled row"):
+        assert main([*args, "--labels", str(labels)]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert (metrics["n"], metrics["accuracy"]) == (2, 0.5)
+    assert metrics["notes"]["labels_unmatched"] == (
+        "1 labelled row(s) match no prediction, e.g. ['never_scored']"
+    )
     labels.write_text("id,video_url,pc\na,,4\n,gen/b.mp4,2\n")  # the second by its video_url
     assert main([*args, "--labels", str(labels)]) == 0
     assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == 1.0
