@@ -525,18 +525,16 @@ def _holds_answers(predictions: Path) -> bool:
     return False
 
 
+def _same_input(key: str, recorded, now, sampling: Sampling) -> bool:
+    if key in PLACES:
+        return _same_place(recorded or {}, now)
+    if key == "sampling":
+        return _same_sampling(recorded, sampling)
+    return recorded == json.loads(json.dumps(now))  # as read back: 4 and 4.0 alike
+
+
 def _refuse_other_inputs(out_dir: Path, recorded: dict, inputs: dict, sampling: Sampling) -> None:
-    differs = [
-        key
-        for key, value in inputs.items()
-        if not (
-            _same_place(recorded.get(key) or {}, value)
-            if key in PLACES
-            else _same_sampling(recorded.get(key), sampling)
-            if key == "sampling"
-            else recorded.get(key) == json.loads(json.dumps(value))
-        )
-    ]
+    differs = [k for k, now in inputs.items() if not _same_input(k, recorded.get(k), now, sampling)]
     if differs:
         before = [_recorded(key, recorded.get(key)) for key in differs if key in (*PLACES, "split")]
         raise ValueError(
