@@ -484,7 +484,7 @@ def bind_output(
     model: str | Path,
     source: str | Path,
     split: str | None,
-    prompt_path: str | Path,
+    prompt: Prompt,
     video_settings: dict,
     sampling: Sampling | None = None,
 ) -> None:
@@ -493,9 +493,7 @@ def bind_output(
     (whose files may share names) or another model into it would mix answers silently. A
     folder that holds only failed rows starts over. Accepted, its failed rows are dropped so
     that the run retries them; refused, nothing in it changes."""
-    from .prompts import load_prompt
-
-    prompt, sampling = load_prompt(prompt_path), sampling or Sampling()
+    sampling = sampling or Sampling()
     inputs = {
         "model": _place(model, out_dir),
         "source": _place(source, out_dir),
@@ -746,7 +744,7 @@ def score_split(
     out_dir = ensure_writable(out_dir)
     prompt = load_prompt(prompt_path)
     sampling = sampling or Sampling()
-    bind_output(out_dir, model, source, split, prompt_path, video_settings, sampling)
+    bind_output(out_dir, model, source, split, prompt, video_settings, sampling)
     rows, skipped, current = intake(source, split, out_dir, limit, videos_dir)
     predictions = out_dir / "predictions.jsonl"
     if rows and parallel is not None and parallel.active:
@@ -788,14 +786,16 @@ def score_checkpoints(checkpoints: dict[int, Path], out_dir: Path, **score_args)
     parallel = score_args.get("parallel")
     if parallel is not None and parallel.active:
         from .parallel import score_sweep
+        from .prompts import load_prompt
 
+        prompt = load_prompt(score_args["prompt_path"])
         for step, path in checkpoints.items():  # a folder of other answers stops all, first
             bind_output(
                 ensure_writable(out_dir / f"step_{step}"),
                 path,
                 score_args["source"],
                 score_args.get("split"),
-                score_args["prompt_path"],
+                prompt,
                 score_args["video_settings"],
                 score_args.get("sampling"),
             )

@@ -15,7 +15,7 @@ from videophy2_rows import closed_port
 from recipe_utils import scoring
 from recipe_utils.cli import main
 from recipe_utils.metrics import evaluate, read_predictions
-from recipe_utils.prompts import PROMPTS_DIR
+from recipe_utils.prompts import PROMPTS_DIR, load_prompt
 from recipe_utils.ranking import (
     RANKING_COLUMNS,
     keep_check,
@@ -362,7 +362,7 @@ def test_an_output_folder_refuses_other_inputs_only_once_it_holds_answers(tmp_pa
     out, prompt = tmp_path / "out", PROMPTS_DIR / "video_reward.yaml"
     out.mkdir()
     model, clips, other = tmp_path / "model", tmp_path / "clips", tmp_path / "other"
-    bind = dict(split=None, prompt_path=prompt, video_settings=VIDEO, sampling=Sampling())
+    bind = dict(split=None, prompt=load_prompt(prompt), video_settings=VIDEO, sampling=Sampling())
     answers = out / "predictions.jsonl"
     answers.write_text(json.dumps({"id": "a", "error": "cannot reach the host"}) + "\n")
     scoring.bind_output(out, model, clips, **bind)  # a folder of failures only starts over:
