@@ -319,6 +319,14 @@ def _read_hub(dataset_id: str, split: str):
         ) from exc
 
 
+def _records(file: Path | None, hub_id: str | None, split: str | None) -> tuple[list, list[str]]:
+    """The raw records of a resolved source (`_resolve`) and its column names."""
+    if hub_id:
+        records = _read_hub(hub_id, split)
+        return records, records.column_names
+    return _read_local(file)
+
+
 def _has_videos(folder: Path) -> bool:
     return any(p.suffix.lower() in VIDEO_SUFFIXES for p in folder.rglob("*"))
 
@@ -375,11 +383,7 @@ def load_rows(
             f"{file} is a folder of videos, which has no human scores (`pc`): score it, or give "
             "a .jsonl/.parquet/.csv file with a `pc` column"
         )
-    if hub_id:
-        records = _read_hub(hub_id, split)
-        columns = records.column_names
-    else:
-        records, columns = _read_local(file)
+    records, columns = _records(file, hub_id, split)
     if columns:
         _check_columns(columns, labels, str(file or hub_id))
     base = None if hub_id else (file if file.is_dir() else file.parent).resolve()
@@ -413,11 +417,7 @@ def load_labels(source: str | Path, split: str | None = None) -> dict[str, int]:
     file, hub_id = _resolve(source, split)
     if file is not None and file.is_dir():
         raise ValueError(f"{file} is a folder of videos: labels come as a .jsonl/.parquet/.csv")
-    if hub_id:
-        records = _read_hub(hub_id, split)
-        columns = records.column_names
-    else:
-        records, columns = _read_local(file)
+    records, columns = _records(file, hub_id, split)
     name = str(file or hub_id)
     if "pc" not in columns or not {"id", "video_url"} & set(columns):
         raise ValueError(
