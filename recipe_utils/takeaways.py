@@ -150,6 +150,17 @@ def expected_vs_sampled(name: str, metrics: dict) -> str | None:
     )
 
 
+def expected_question(systems: dict[str, dict]) -> list[str]:
+    """The one line that asks, for every named system's metrics it can answer for, whether the
+    expected score ranks better than the answer; none when it can answer for no system."""
+    ranks = [line for name, m in systems.items() if (line := expected_vs_sampled(name, m))]
+    if not ranks:
+        return []
+    return [
+        "Does the expected score rank the clips better than the answer? " + "; ".join(ranks) + "."
+    ]
+
+
 def _bunching(histogram: dict[str, int]) -> str:
     """Share of parsed answers at 3-4, where published zero-shot answers bunch."""
     parsed = {k: v for k, v in histogram.items() if k != "none"}
@@ -211,9 +222,7 @@ def zero_shot(metrics: dict, synthetic: bool) -> list[str]:
         _bunching(metrics["prediction_histogram"]) + ".",
         _against_majority("zero-shot", metrics, metrics["majority_baseline_accuracy"]),
     ]
-    ranks = expected_vs_sampled("zero-shot", metrics)
-    if ranks:
-        lines.append(f"Does the expected score rank the clips better than the answer? {ranks}.")
+    lines += expected_question({"zero-shot": metrics})
     if synthetic:
         lines.append(SYNTHETIC_NOTE + " " + _as_a_generalist(metrics))
     else:
@@ -412,13 +421,7 @@ def results(metrics: dict, synthetic: bool) -> list[str]:
         )
         + ".",
     ]
-    ranks = [line for n in systems if (line := expected_vs_sampled(names[n], systems[n]))]
-    if ranks:
-        lines.append(
-            "Does the expected score rank the clips better than the answer? "
-            + "; ".join(ranks)
-            + "."
-        )
+    lines += expected_question({names[n]: systems[n] for n in systems})
     if synthetic:
         return lines + [SYNTHETIC_NOTE]
     published = {"zero_shot": _published("zero-shot"), "grpo": _published("GRPO")}
