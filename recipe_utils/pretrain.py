@@ -56,6 +56,15 @@ def options(names: list[str]) -> str:
     return ", ".join(f"{number} {name}" for number, name in enumerate(names, 1))
 
 
+# the generic questions, each answered 1..5 (`questions`); the plausibility judgement is asked
+# with the benchmark's own prompt
+QUESTIONS = {
+    "event": f"Which event does the video show? {options(list(CATEGORY.values()))}.",
+    "colour": f"What colour is the first object? {options(list(COLORS))}.",
+    "count": "How many objects are in the video at its end?",
+}
+
+
 def violations(row: dict) -> list[str]:
     return sorted(json.loads(row["metadata_rules"]))
 
@@ -69,20 +78,13 @@ def questions(row: dict) -> dict[str, tuple[str, int]]:
     """Each pretraining question about a clip and its answer (1..5)."""
     kind = next(k for k, name in CATEGORY.items() if name == row["category"])
     found = violations(row)
-    return {
-        "event": (
-            f"Which event does the video show? {options(list(CATEGORY.values()))}.",
-            SCENES.index(kind) + 1,
-        ),
-        "colour": (
-            f"What colour is the first object? {options(list(COLORS))}.",
-            list(COLORS).index(first_color(row)) + 1,
-        ),
-        "count": (
-            "How many objects are in the video at its end?",
-            COUNTS[kind] + ("appear" in found),
-        ),
-        "plausibility": ("", rough_score(found)),
+    answers = {
+        "event": SCENES.index(kind) + 1,
+        "colour": list(COLORS).index(first_color(row)) + 1,
+        "count": COUNTS[kind] + ("appear" in found),
+    }
+    return {name: (QUESTIONS[name], answer) for name, answer in answers.items()} | {
+        "plausibility": ("", rough_score(found))
     }
 
 

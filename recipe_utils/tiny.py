@@ -25,11 +25,12 @@ SPECIAL_TOKENS = [
     "<|image_pad|>",
     "<|video_pad|>",
 ]
-# Qwen2's pre-tokenizer split: digits stand alone, so "1".."5" are single tokens.
-SPLIT_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
-    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+# Where the tokenizer may not merge across: digits stand alone, as in Qwen2's split, so "1".."5"
+# are single tokens; every other piece runs to the end of its line. Qwen2 splits at words, which
+# made the benchmark's system prompt ~330 tokens and a reasoned answer ~45; learned over the
+# course's fixed texts, whole lines become tokens (~50 and ~13), so the tiny model spends its
+# compute on the clip, not on re-reading and spelling out the same sentences.
+SPLIT_PATTERN = r"\p{N}|[^\p{N}\n]*\n|[^\p{N}\n]+"
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if loop.first and message['role'] != 'system' %}"
@@ -68,8 +69,9 @@ VISION_SIZES = dict(
     tokens_per_second=2,
 )
 # Weights start wider than the 7B model's 0.02: at 0.02 a 2-layer model's attention stays
-# uniform over the ~450 prompt and video tokens and it learns only the label prior (it cannot
-# even memorise 64 clips in 300 steps); at 0.1 it memorises them in under 100 steps.
+# uniform over the ~450 prompt and video tokens (of the word-level tokenizer it had then) and it
+# learns only the label prior (it cannot even memorise 64 clips in 300 steps); at 0.1 it
+# memorises them in under 100 steps.
 INIT_STD = 0.1
 # Smallest and largest frame areas the tiny processor accepts; frames are resized by
 # recipe_utils.video before they reach it, so these only guard against misuse.
@@ -78,12 +80,13 @@ MAX_PIXELS = 8192 * 28 * 28
 
 
 def training_corpus() -> list[str]:
-    """Text the tokenizer learns merges from: the benchmark prompts and the answers the course
-    trains on, reasoning included."""
+    """Text the tokenizer learns merges from: the benchmark prompts, the stand-in's pretraining
+    questions and the answers the course trains on, reasoning included."""
+    from .pretrain import QUESTIONS, SYSTEM, TEMPLATE
     from .synthetic import EVIDENCE
     from .videophy2 import answer_text, rationale
 
-    texts = []
+    texts = [SYSTEM, *(f"{question} {TEMPLATE}" for question in QUESTIONS.values())]
     for path in sorted(PROMPTS_DIR.glob("*.yaml")):
         texts.extend(str(v) for v in yaml.safe_load(path.read_text()).values())
     texts += [answer_text(score) for score in range(1, 6)]
@@ -92,7 +95,7 @@ def training_corpus() -> list[str]:
     return texts
 
 
-def build_tokenizer(vocab_size: int = 1024):
+def build_tokenizer(vocab_size: int = 4096):
     """Train a byte-level BPE on the corpus and wrap it as the Qwen2 tokenizer class."""
     from transformers import Qwen2TokenizerFast
 

@@ -150,8 +150,8 @@ def shared_prefix_logits(
     video_repeats: int = 1,
 ) -> torch.Tensor:
     """The model's logits at positions `keep`, as `model(..., logits_to_keep=keep)` computes
-    them, with two repeats computed once. The prefix every row shares (the ~380-token system
-    prompt) runs once per batch instead of once per row, and the rows attend to it through a
+    them, with two repeats computed once. The prefix every row shares (the system prompt)
+    runs once per batch instead of once per row, and the rows attend to it through a
     key/value cache repeated for each, so gradients reach it as through the rows' own copies.
     With `video_repeats` > 1, each of the `vision` clips is shown by that many consecutive rows
     (a GRPO group) and its features are computed once instead of once per completion."""
@@ -207,7 +207,7 @@ def shared_prefix_logits(
 def answer_loss(model, inputs: dict, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the labelled (answer) tokens of a right-padded batch: what
     `model(**inputs, labels=labels).loss` computes, for less. Logits are computed only at the
-    positions that predict an answer token (the ~450 prompt positions carry no label), the
+    positions that predict an answer token (the prompt and video positions carry no label), the
     system prompt every row shares is computed once (`shared_prefix_logits`), and the padding
     mask is left out: every pad comes after its row's real tokens, where causal attention never
     looks (bench/README.md, "Where the time goes")."""

@@ -30,6 +30,27 @@ def test_tokenizer_round_trip_and_special_tokens(tiny_model):
         assert len(tokenizer(digit, add_special_tokens=False).input_ids) == 1
 
 
+def test_the_course_texts_are_whole_line_tokens_and_the_answer_header_stays_apart(tiny_model):
+    from recipe_utils.prompts import PROMPTS_DIR, load_prompt
+    from recipe_utils.train import ASSISTANT_HEADER
+
+    _, processor = load(tiny_model)
+    tokenizer = processor.tokenizer
+    prompt = load_prompt(PROMPTS_DIR / "video_reward_with_thinking.yaml")
+    # ~330 tokens under a word-level split: the miniature's compute goes to the clip instead
+    assert len(tokenizer(prompt.system).input_ids) < 80
+    answer = "<think>\n1. An object passes through a wall.\n</think>\n\n<answer>\n2\n</answer>"
+    chat = processor.apply_chat_template(
+        [{"role": "user", "content": "Q"}, {"role": "assistant", "content": answer}],
+        tokenize=False,
+    )
+    ids = tokenizer(chat).input_ids
+    header = tokenizer(ASSISTANT_HEADER, add_special_tokens=False).input_ids
+    # train.assistant_labels finds the answer by these ids: the header never merges into it
+    assert any(ids[i : i + len(header)] == header for i in range(len(ids)))
+    assert tokenizer.convert_tokens_to_ids("2") in ids
+
+
 def test_chat_template_renders_qwen_turns_with_a_video_slot(tiny_model):
     _, processor = load(tiny_model)
     messages = [
