@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -114,19 +115,27 @@ def build_dataset(
     out: Path, settings: PretrainSettings, video: dict, prompt_path: Path, seed: int
 ) -> Path:
     """Render the pretraining clips and write one conversation per clip, as a dataset
-    `train.train_sft` reads; three in four ask the plausibility question, the behaviour the
-    stand-in stands in for (with one in two its answers stayed one constant score)."""
+    `train.train_sft` reads. About three in four ask the plausibility question, the behaviour
+    the stand-in stands in for, answered 3 as often as 4: every clip whose judgement is the
+    rarer one, and as many of the others; the rest ask one generic question each. With the
+    judgement as it came (~60% "3") some stand-ins learned only that share and answered "3" to
+    every clip (bench/README.md, "Whole-line tokens")."""
     import datasets
 
     rows = write_split(out, "pretrain", settings.clips, seed)
     benchmark = load_prompt(prompt_path)
     video = {"min_pixels": MIN_PIXELS, **video}
     rng = random.Random(seed)
+    judged = defaultdict(list)
+    for index, row in enumerate(rows):
+        judged[rough_score(violations(row))].append(index)
+    rarest = min(len(indices) for indices in judged.values())
+    plausibility = {i for indices in judged.values() for i in rng.sample(indices, rarest)}
     chats = []
-    for row in rows:
+    for index, row in enumerate(rows):
         row["video"] = str(out / row["video_url"])
         asked = questions(row)
-        name = rng.choices(list(asked), weights=[1, 1, 1, 9])[0]
+        name = "plausibility" if index in plausibility else rng.choice(list(QUESTIONS))
         chats.append(json.dumps(conversation(row, *asked[name], benchmark, video)))
     datasets.Dataset.from_dict({"conversations": chats}).save_to_disk(str(out / "conversations"))
     return out / "conversations"

@@ -48,6 +48,22 @@ def test_questions_answer_from_what_the_clip_shows():
     assert pretrain.questions(row)["plausibility"][1] == 4  # two violations it does not notice
 
 
+def test_the_plausibility_judgements_it_learns_are_3_as_often_as_4(tmp_path):
+    import datasets
+
+    settings = pretrain.PretrainSettings(clips=24)
+    path = pretrain.build_dataset(tmp_path, settings, VIDEO, PROMPT, seed=0)
+    benchmark = pretrain.load_prompt(PROMPT).system
+    judged = []
+    for chat in datasets.load_from_disk(str(path))["conversations"]:
+        system, _, assistant = json.loads(chat)
+        if system["content"] == benchmark:
+            judged.append(assistant["content"])
+    threes = sum("\n3\n" in answer for answer in judged)
+    assert threes == len(judged) - threes > 0  # a stand-in shown mostly one learns only that
+    assert len(judged) >= settings.clips / 2  # every clip of the rarer judgement is asked
+
+
 @pytest.fixture(scope="module")
 def stand_in(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("stand_in")
