@@ -66,6 +66,11 @@ QUESTIONS = {
 }
 
 
+def user_text(question: str) -> str:
+    """What the user turn of a generic question says (the tokenizer learns it too)."""
+    return f"{question} {TEMPLATE}"
+
+
 def violations(row: dict) -> list[str]:
     return sorted(json.loads(row["metadata_rules"]))
 
@@ -100,7 +105,7 @@ def conversation(
     """One chat: the generic questions under a plain system prompt, the plausibility judgement
     under the benchmark's prompt (the question the generalist is later asked)."""
     if question:
-        system, user = SYSTEM, f"{question} {TEMPLATE}"
+        system, user = SYSTEM, user_text(question)
     else:
         system, user = benchmark.system, benchmark.user
     clip = {"type": "video", "video": row["video"], **video}
@@ -126,17 +131,17 @@ def build_dataset(
     benchmark = load_prompt(prompt_path)
     video = {"min_pixels": MIN_PIXELS, **video}
     rng = random.Random(seed)
+    asked = [questions(row) for row in rows]
     judged = defaultdict(list)
-    for index, row in enumerate(rows):
-        judged[rough_score(violations(row))].append(index)
+    for index, row_questions in enumerate(asked):
+        judged[row_questions["plausibility"][1]].append(index)
     rarest = min(len(indices) for indices in judged.values())
     plausibility = {i for indices in judged.values() for i in rng.sample(indices, rarest)}
     chats = []
-    for index, row in enumerate(rows):
+    for index, (row, row_questions) in enumerate(zip(rows, asked)):
         row["video"] = str(out / row["video_url"])
-        asked = questions(row)
         name = "plausibility" if index in plausibility else rng.choice(list(QUESTIONS))
-        chats.append(json.dumps(conversation(row, *asked[name], benchmark, video)))
+        chats.append(json.dumps(conversation(row, *row_questions[name], benchmark, video)))
     datasets.Dataset.from_dict({"conversations": chats}).save_to_disk(str(out / "conversations"))
     return out / "conversations"
 

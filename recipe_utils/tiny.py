@@ -82,11 +82,11 @@ MAX_PIXELS = 8192 * 28 * 28
 def training_corpus() -> list[str]:
     """Text the tokenizer learns merges from: the benchmark prompts, the stand-in's pretraining
     questions and the answers the course trains on, reasoning included."""
-    from .pretrain import QUESTIONS, SYSTEM, TEMPLATE
+    from .pretrain import QUESTIONS, SYSTEM, user_text
     from .synthetic import EVIDENCE
     from .videophy2 import answer_text, rationale
 
-    texts = [SYSTEM, *(f"{question} {TEMPLATE}" for question in QUESTIONS.values())]
+    texts = [SYSTEM, *(user_text(question) for question in QUESTIONS.values())]
     for path in sorted(PROMPTS_DIR.glob("*.yaml")):
         texts.extend(str(v) for v in yaml.safe_load(path.read_text()).values())
     texts += [answer_text(score) for score in range(1, 6)]
