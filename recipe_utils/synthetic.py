@@ -20,6 +20,7 @@ compatible violations for the scene.
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -261,26 +262,35 @@ def choose_violations(kind: str, pc: int, rng: np.random.Generator) -> list[str]
     raise RuntimeError(f"no combination of violations gives pc={pc} in scene {kind!r}")
 
 
+def background() -> np.ndarray:
+    """The sky, a vertical gradient, as one (SIZE, SIZE, 3) uint8 frame."""
+    sky = np.linspace(235, 190, SIZE)[:, None, None] * np.array([0.85, 0.92, 1.0])
+    return np.broadcast_to(sky, (SIZE, SIZE, 3)).astype(np.uint8)
+
+
+def body_mask(body: Body, i: int) -> tuple[tuple[slice, slice], np.ndarray]:
+    """The pixels `body` covers in frame `i`, as a window of the frame and a mask inside it:
+    only the window around the body is tested, which renders a clip in half the time."""
+    x, y, s = body.x[i], body.y[i], body.size[i]
+    rows = slice(max(0, math.floor(y - s)), max(0, min(SIZE, math.floor(y + s) + 1)))
+    cols = slice(max(0, math.floor(x - s)), max(0, min(SIZE, math.floor(x + s) + 1)))
+    yy, xx = np.ogrid[rows, cols]
+    dx, dy = xx - x, yy - y
+    inside = dx**2 + dy**2 <= s**2 if body.shape == "ball" else (abs(dx) <= s) & (abs(dy) <= s)
+    return (rows, cols), inside
+
+
 def render(scene: Scene) -> np.ndarray:
     """Draw the scene as (FRAMES, SIZE, SIZE, 3) uint8 frames; the floor hides what sinks."""
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
-    sky = np.linspace(235, 190, SIZE)[:, None, None] * np.array([0.85, 0.92, 1.0])
-    background = np.broadcast_to(sky, (SIZE, SIZE, 3)).copy()
-    frames = np.empty((FRAMES, SIZE, SIZE, 3), np.uint8)
-    for i in range(FRAMES):
-        frame = background.copy()
+    frames = np.repeat(background()[None], FRAMES, axis=0)
+    for i, frame in enumerate(frames):
         for body in scene.static + scene.bodies:
-            if not body.visible[i]:
-                continue
-            dx, dy, s = xx - body.x[i], yy - body.y[i], body.size[i]
-            inside = (
-                dx**2 + dy**2 <= s**2 if body.shape == "ball" else (abs(dx) <= s) & (abs(dy) <= s)
-            )
-            frame[inside] = COLORS[body.color]
+            if body.visible[i]:
+                window, inside = body_mask(body, i)
+                frame[window][inside] = COLORS[body.color]
         frame[FLOOR:] = (110, 90, 70)
         if scene.wall:
             frame[:, WALL:] = (90, 90, 100)
-        frames[i] = frame
     return frames
 
 

@@ -108,6 +108,26 @@ def test_violation_is_visible_in_the_frames():
     assert (clean[-1] != broken[-1]).any()
 
 
+@pytest.mark.parametrize("shape", ["ball", "box"])
+def test_a_body_is_drawn_on_exactly_the_pixels_it_covers(shape):
+    """`render` tests only a window around each body; it must colour what a test of every
+    pixel would, also for bodies partly or wholly out of the frame."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0 : S.SIZE, 0 : S.SIZE]
+    for _ in range(200):
+        x, y = rng.uniform(-30, S.SIZE + 30, 2)
+        size = rng.uniform(0.5, 25)
+        body = S.Body(shape, "red", np.array([x]), np.array([y]), np.array([size]))
+        dx, dy = xx - x, yy - y
+        everywhere = (
+            dx**2 + dy**2 <= size**2 if shape == "ball" else (abs(dx) <= size) & (abs(dy) <= size)
+        )
+        window, inside = S.body_mask(body, 0)
+        drawn = np.zeros((S.SIZE, S.SIZE), bool)
+        drawn[window] = inside
+        assert np.array_equal(drawn, everywhere), (x, y, size)
+
+
 def test_benchmark_files_are_decodable_labelled_and_reproducible(tmp_path):
     a = S.generate(tmp_path / "a", n_train=12, n_test=6, seed=7)
     b = S.generate(tmp_path / "b", n_train=12, n_test=6, seed=7)
