@@ -15,11 +15,13 @@ import math
 import random
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from .machine import usable_cores
 from .progress import tqdm
 from .scoring import chat_inputs, clip_for, load_model, repair_tail
 
@@ -69,10 +71,23 @@ class Conversations:
     def encoded(self, index: int) -> dict[str, torch.Tensor]:
         """The whole conversation (prompt and answer) as model inputs for one example."""
         if index not in self._encoded:
-            messages = self.conversations[index]
-            inputs = chat_inputs(self.processor, [messages], [clip_for(messages)])
-            self._encoded[index] = {k: v[0] if k in TOKEN_KEYS else v for k, v in inputs.items()}
+            self._encoded[index] = self._encode(index, clip_for(self.conversations[index]))
         return self._encoded[index]
+
+    def _encode(self, index: int, clip) -> dict[str, torch.Tensor]:
+        inputs = chat_inputs(self.processor, [self.conversations[index]], [clip])
+        return {k: v[0] if k in TOKEN_KEYS else v for k, v in inputs.items()}
+
+    def encode_all(self, workers: int) -> None:
+        """Encode every example now, with `workers` threads decoding clips ahead of the
+        processor: PyAV lets go of the GIL while it decodes, so two cores take about two
+        thirds of the time of one. The processor stays on this thread: a fast tokenizer's
+        padding state is not safe to share between threads."""
+        todo = [i for i in range(len(self)) if i not in self._encoded]
+        with ThreadPoolExecutor(workers) as pool:
+            clips = pool.map(lambda i: clip_for(self.conversations[i]), todo)
+            for index, clip in zip(todo, tqdm(clips, total=len(todo), desc="clips", unit="clip")):
+                self._encoded[index] = self._encode(index, clip)
 
 
 def vision_inputs(inputs: dict) -> dict:
@@ -419,6 +434,8 @@ def train_sft(
     model, data, tokenizer = run.model, run.data, run.processor.tokenizer
     pad_id = tokenizer.pad_token_id
     header = tokenizer(ASSISTANT_HEADER, add_special_tokens=False).input_ids
+    if run.start < s.steps:
+        data.encode_all(usable_cores())
     torch.manual_seed(s.seed + run.start)
     model.train()
     bar = tqdm(range(run.start, s.steps), initial=run.start, total=s.steps, desc="sft", unit="step")

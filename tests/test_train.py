@@ -79,6 +79,22 @@ def test_loss_is_on_the_answer_tokens_only(tiny_model, conversations):
 
 
 @pytest.mark.slow
+def test_encoding_every_example_ahead_gives_what_encoding_one_at_a_time_gives(
+    tiny_model, conversations
+):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    one_by_one, ahead = (train.Conversations(conversations, processor) for _ in range(2))
+    ahead.encode_all(workers=2)
+    assert len(ahead._encoded) == len(ahead)
+    for index in range(len(ahead)):
+        expected, got = one_by_one.encoded(index), ahead.encoded(index)
+        assert expected.keys() == got.keys()
+        assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+@pytest.mark.slow
 def test_answer_loss_equals_the_models_own_loss_and_gradient(tiny_model, conversations):
     from recipe_utils.scoring import load_model
 
