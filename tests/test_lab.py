@@ -211,38 +211,58 @@ def step_through(page: Page, lab: Lab, path: str) -> Outputs:
     return look(page)
 
 
-# The file browser's entry for a path: its tooltip starts "Name: <name>" and, below the root,
-# has a line "Path: <folder>". `open` also double-clicks it, in the same step, so a listing that
-# re-renders (JupyterLab polls the folder) cannot swallow the event.
-FIND_ENTRY = """([name, folder, open]) => {
-    const entry = [...document.querySelectorAll('.jp-DirListing-item')].find(el => {
-        const lines = (el.title || '').split('\\n');
-        const path = lines.find(line => line.startsWith('Path: '));
-        return lines[0] === 'Name: ' + name && (path ? path.slice(6) : '') === folder;
-    });
-    if (entry && open) entry.dispatchEvent(new MouseEvent('dblclick', {bubbles: true}));
-    return Boolean(entry);
-}"""
+# File-browser entries, read from their tooltips: "Name: <name>" and, below the root, a line
+# "Path: <folder>".
+ENTRIES = """() => [...document.querySelectorAll('.jp-DirListing-item')].map(el => {
+    const lines = (el.title || '').split('\\n');
+    const path = lines.find(line => line.startsWith('Path: '));
+    return {el, name: lines[0].slice('Name: '.length), folder: path ? path.slice(6) : ''};
+})"""
+FIND_ENTRY = (
+    f"""([name, folder]) => ({ENTRIES})().some(e => e.name === name && e.folder === folder)"""
+)
+# One step through the file browser: double-click the entry until its effect shows (its folder
+# listed, or its file's tab current). A double-click can be lost while JupyterLab re-renders the
+# listing (it polls the folder), so it is repeated every 2 s; so is the click on the home
+# crumb that lists the root.
+OPEN_ENTRY = f"""([name, folder, file]) => {{
+    const entries = ({ENTRIES})();
+    const path = folder ? folder + '/' + name : name;
+    const opened = file
+        ? [...document.querySelectorAll('.lm-TabBar-tab.jp-mod-current')]
+            .some(tab => tab.textContent.includes(name))
+        : entries.some(e => e.folder === path);
+    if (opened) return true;
+    if (Date.now() - (window.lastOpenTry || 0) < 2000) return false;
+    window.lastOpenTry = Date.now();
+    const entry = entries.find(e => e.name === name && e.folder === folder);
+    if (entry) entry.el.dispatchEvent(new MouseEvent('dblclick', {{bubbles: true}}));
+    else if (!folder) document.querySelector('.jp-BreadCrumbs-home').click();
+    return false;
+}}"""
 
 
-def wait_for_entry(page: Page, path: str, open: bool = False) -> None:
+def wait_for_entry(page: Page, path: str) -> None:
     folder, _, name = path.rpartition("/")
-    page.wait_for_function(FIND_ENTRY, arg=[name, folder, open])
+    page.wait_for_function(FIND_ENTRY, arg=[name, folder])
 
 
-def open_in_file_browser(page: Page, path: str) -> None:
-    """From the root of the file browser, double-click each part of `path` in turn."""
+def open_in_file_browser(page: Page, path: str, file: bool = True) -> None:
+    """From the root of the file browser, double-click each part of `path` in turn; the last
+    is a file (its tab opens) unless `file` is False (its folder is listed)."""
     page.locator(".jp-BreadCrumbs-home").click()
     parts = path.split("/")
     for depth in range(1, len(parts) + 1):
-        wait_for_entry(page, "/".join(parts[:depth]), open=True)
+        folder, name = "/".join(parts[: depth - 1]), parts[depth - 1]
+        page.evaluate("window.lastOpenTry = 0")
+        page.wait_for_function(OPEN_ENTRY, arg=[name, folder, file and depth == len(parts)])
 
 
 def test_make_lab_opens_notebook_01_and_lists_each_notebook_once(page, lab):
     open_notebook(page, lab)
     assert page.url.endswith("/lab/tree/runs/notebooks/01_dataset_tour.ipynb")
     expected = sorted(nb.name for nb in (lab.checkout / "notebooks").glob("0*.ipynb"))
-    open_in_file_browser(page, "notebooks")
+    open_in_file_browser(page, "notebooks", file=False)
     wait_for_entry(page, f"notebooks/{expected[0]}")
     assert page.locator(".jp-DirListing-itemText").all_inner_texts() == expected  # no .py twins
 
