@@ -24,6 +24,7 @@ import torch
 from .machine import usable_cores
 from .progress import tqdm
 from .scoring import chat_inputs, clip_for, load_model, repair_tail
+from .video import Clip
 
 ASSISTANT_HEADER = "<|im_start|>assistant\n"
 
@@ -74,7 +75,7 @@ class Conversations:
             self._encoded[index] = self._encode(index, clip_for(self.conversations[index]))
         return self._encoded[index]
 
-    def _encode(self, index: int, clip) -> dict[str, torch.Tensor]:
+    def _encode(self, index: int, clip: Clip) -> dict[str, torch.Tensor]:
         inputs = chat_inputs(self.processor, [self.conversations[index]], [clip])
         return {k: v[0] if k in TOKEN_KEYS else v for k, v in inputs.items()}
 
@@ -84,10 +85,13 @@ class Conversations:
         thirds of the time of one. The processor stays on this thread: a fast tokenizer's
         padding state is not safe to share between threads."""
         todo = [i for i in range(len(self)) if i not in self._encoded]
-        with ThreadPoolExecutor(workers) as pool:
+        pool = ThreadPoolExecutor(workers)
+        try:
             clips = pool.map(lambda i: clip_for(self.conversations[i]), todo)
             for index, clip in zip(todo, tqdm(clips, total=len(todo), desc="clips", unit="clip")):
                 self._encoded[index] = self._encode(index, clip)
+        finally:  # on Ctrl-C, stop at once rather than after decoding every clip left
+            pool.shutdown(cancel_futures=True)
 
 
 def vision_inputs(inputs: dict) -> dict:
