@@ -87,11 +87,38 @@ def test_encoding_every_example_ahead_gives_what_encoding_one_at_a_time_gives(
     processor = AutoProcessor.from_pretrained(tiny_model)
     one_by_one, ahead = (train.Conversations(conversations, processor) for _ in range(2))
     ahead.encode_all(workers=2)
-    assert len(ahead._encoded) == len(ahead)
+    assert len(ahead._encoded) == len(set(ahead._texts))
     for index in range(len(ahead)):
         expected, got = one_by_one.encoded(index), ahead.encoded(index)
         assert expected.keys() == got.keys()
         assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+@pytest.mark.slow
+def test_a_repeated_conversation_is_decoded_and_encoded_once(
+    tiny_model, conversations, tmp_path, monkeypatch
+):
+    import datasets
+    from transformers import AutoProcessor
+
+    from recipe_utils.scoring import clip_for
+    from recipe_utils.videophy2 import load_conversations
+
+    texts = list(load_conversations(conversations)["conversations"])
+    repeated = tmp_path / "repeated"
+    rows = [texts[0], texts[1], texts[0]]  # as up-sampling a rare label repeats its rows
+    datasets.Dataset.from_dict({"conversations": rows}).save_to_disk(str(repeated))
+    decoded = []
+
+    def counted(messages):
+        decoded.append(messages)
+        return clip_for(messages)
+
+    monkeypatch.setattr(train, "clip_for", counted)
+    data = train.Conversations(repeated, AutoProcessor.from_pretrained(tiny_model))
+    data.encode_all(workers=2)
+    assert len(decoded) == 2
+    assert data.encoded(2) is data.encoded(0) and data.encoded(1) is not data.encoded(0)
 
 
 @pytest.mark.slow
