@@ -8,6 +8,7 @@ reproduction differ, and an override is checked against it before anything runs.
 
 from __future__ import annotations
 
+import ast
 import copy
 import re
 from pathlib import Path
@@ -117,15 +118,42 @@ def check_type(name: str, old: Any, new: Any) -> None:
         raise ConfigError(f"setting {name!r} is {kind(old)} ({old!r} in the profile); got {new!r}")
 
 
+INJECTED_CELL = "# Parameters"  # how papermill's injected cell begins
 # what a notebook parameter of each declared type may also be given as
 ALSO_ACCEPTED: dict[type, tuple[type, ...]] = {float: (int,), dict: (str,)}  # dict: JSON text
 
 
+def injected_parameters(namespace: dict[str, Any]) -> set[str]:
+    """The names papermill's injected cell assigns, read from the kernel's input history (`In`,
+    where IPython keeps every cell it ran): the newest cell that starts as papermill writes it,
+    `# Parameters`. Outside IPython, or with no injected cell, none. Papermill's own
+    `PM_*` names (`--inject-paths`) are left out."""
+    for source in reversed(namespace.get("In") or []):
+        if source.startswith(INJECTED_CELL):
+            tree = ast.parse(source)
+            return {
+                target.id
+                for node in tree.body
+                if isinstance(node, ast.Assign)
+                for target in node.targets
+                if isinstance(target, ast.Name) and not target.id.startswith("PM_")
+            }
+    return set()
+
+
 def check_parameters(namespace: dict[str, Any]) -> None:
-    """Each parameter a notebook's parameters cell declares (`NAME: type = default`) holds a
-    value of that type: `papermill -p N_EXAMPLES abc` passes text where a number belongs, which
-    would fail cells later under an error that names no parameter."""
-    for name, kind in namespace.get("__annotations__", {}).items():
+    """Each parameter papermill passed is one the notebook's parameters cell declares
+    (`NAME: type = default`), and each declared one holds a value of its type. Papermill only
+    warns of a name the cell lacks (`-p STEPS 10`), and the notebook then runs for minutes
+    with the default; `-p N_EXAMPLES abc` passes text where a number belongs, which would fail
+    cells later under an error that names no parameter."""
+    declared = namespace.get("__annotations__", {})
+    unknown = sorted(injected_parameters(namespace) - set(declared))
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter(s) {unknown}; this notebook's parameters: {sorted(declared)}"
+        )
+    for name, kind in declared.items():
         value = namespace.get(name)
         if not isinstance(value, (kind, *ALSO_ACCEPTED.get(kind, ()))):
             raise ConfigError(

@@ -227,6 +227,45 @@ def test_a_notebook_parameter_of_the_wrong_type_is_named():
         check_parameters(given | {"N_EXAMPLES": "abc", "KEEP_ABOVE": 3.0})
 
 
+def test_a_parameter_papermill_passed_that_the_notebook_lacks_is_named():
+    declared = {"__annotations__": {"PROFILE": str, "N_EXAMPLES": int}, "PROFILE": "smoke"}
+    injected = '# Parameters\nPROFILE = "smoke"\nSTEPS = 10\nPM_INPUT_PATH = "in.ipynb"\n'
+    history = ["import json", 'PROFILE: str = "smoke"\nN_EXAMPLES: int = 5', injected, ""]
+    check_parameters(declared | {"N_EXAMPLES": 5})  # no history: run outside IPython
+    check_parameters(declared | {"N_EXAMPLES": 5, "In": history[:2]})  # run without papermill
+    with pytest.raises(ConfigError) as raised:
+        check_parameters(declared | {"N_EXAMPLES": 5, "In": history})
+    assert str(raised.value) == (
+        "unknown parameter(s) ['STEPS']; this notebook's parameters: ['N_EXAMPLES', 'PROFILE']"
+    )
+
+
+def test_papermill_run_with_a_misspelt_parameter_stops_on_one_line(tmp_path):
+    import papermill
+
+    notebook = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('PROFILE: str = "smoke"\nN_EXAMPLES: int = 5')
+    params.metadata["tags"] = ["parameters"]
+    check = "from recipe_utils.config import check_parameters\ncheck_parameters(globals())"
+    notebook.cells = [params, nbformat.v4.new_code_cell(check)]
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "in.ipynb")
+    with pytest.raises(papermill.PapermillExecutionError):
+        papermill.execute_notebook(
+            str(tmp_path / "in.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            parameters={"N_EXAMPLE": 3},
+            progress_bar=False,
+            cwd=str(REPO_ROOT),
+        )
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    [error] = [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert error.traceback == [
+        "ConfigError: unknown parameter(s) ['N_EXAMPLE']; "
+        "this notebook's parameters: ['N_EXAMPLES', 'PROFILE']"
+    ]
+
+
 def test_a_notebook_that_reads_a_run_refuses_a_folder_no_run_wrote(tmp_path):
     with pytest.raises(NotRunYet, match="holds no course run: run the earlier notebooks"):
         run_dir(load_config("smoke"), tmp_path / "typo", create=False)
