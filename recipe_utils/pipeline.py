@@ -17,6 +17,8 @@ and each notebook only reads what earlier stages wrote.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 from .config import STAGES, NotRunYet, repo_path
@@ -98,6 +100,13 @@ def splits_stage(config: dict, run: Path) -> Path:
     return out
 
 
+def clips_in_place(dataset: Path) -> bool:
+    """Whether every clip a prepared dataset names is where it says."""
+    from .videophy2 import load_conversations
+
+    return all(os.path.exists(video) for video in load_conversations(dataset)["video"])
+
+
 def dataset_stage(kind: str, config: dict, run: Path, name: str | None = None) -> Path:
     """The conversation dataset a trainer reads, from its part of the train split
     (`splits_stage`), with the stage's prompt and label balancing."""
@@ -106,7 +115,10 @@ def dataset_stage(kind: str, config: dict, run: Path, name: str | None = None) -
 
     out = run / "data" / (name or kind)
     if (out / "prepare_report.json").exists():
-        return out
+        if clips_in_place(out):
+            return out
+        # built before the run folder moved: its conversations name each clip where it was
+        shutil.rmtree(out)
     splits = splits_stage(config, run)
     video = config[kind]["video"]
     return prepare(

@@ -13,6 +13,7 @@ course schema) that `load_rows(folder, "val")` reads like any other source, plus
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -78,10 +79,18 @@ def partition(
     return {"val": val, "sft": sft, "grpo": grpo}
 
 
-def portable(row: dict) -> dict:
-    """The row as a split file holds it: a local video by its absolute path, so the file reads
-    back from any folder (`load_rows` resolves relative paths from the file's own folder)."""
-    return row | {"video_url": row["video"] or row["video_url"]}
+def portable(row: dict, out: Path) -> dict:
+    """The row as the split file in `out` holds it, its video by where it lies: a clip in the
+    run's data folder (`out`'s parent: rendered or downloaded there) relative to `out`, so the
+    run folder can move with its clips; any other local clip by its absolute path, so it is
+    found from wherever the run goes (`load_rows` resolves relative paths from the file's own
+    folder and fills `video` in)."""
+    video = row["video"]
+    if video and Path(video).is_relative_to(out.parent.absolute()):
+        video = os.path.relpath(video, out.absolute())
+    return {key: value for key, value in row.items() if key != "video"} | {
+        "video_url": video or row["video_url"]
+    }
 
 
 def write_partition(parts: dict[str, list[dict]], out: Path, about: dict) -> dict:
@@ -89,7 +98,7 @@ def write_partition(parts: dict[str, list[dict]], out: Path, about: dict) -> dic
     its presence means the folder is whole); returns what partition.json holds."""
     out.mkdir(parents=True, exist_ok=True)
     for name in PARTS:
-        write_jsonl(out / f"{name}.jsonl", [portable(row) for row in parts[name]])
+        write_jsonl(out / f"{name}.jsonl", [portable(row, out) for row in parts[name]])
     shared = parts["grpo"] is parts["sft"]
     record = about | {
         "rows": {name: len(parts[name]) for name in PARTS},

@@ -2,12 +2,13 @@
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from recipe_utils import pipeline
 from recipe_utils.config import load_config
-from recipe_utils.splits import MIN_PER_LABEL, allocation, partition
+from recipe_utils.splits import MIN_PER_LABEL, allocation, partition, portable
 from recipe_utils.videophy2 import load_conversations, load_rows
 
 COUNTS = {1: 24, 2: 42, 3: 60, 4: 114, 5: 60}  # 300 rows, imbalanced like the synthetic train mix
@@ -91,3 +92,29 @@ def test_a_run_writes_the_parts_once_and_the_datasets_say_where_their_rows_come_
     other = load_config("smoke", SMALL | {"data.val_fraction": 0.1})
     with pytest.raises(ValueError, match="carved with other settings"):
         pipeline.splits_stage(other, tmp_path / "a")
+
+
+def test_a_run_folder_moved_with_its_clips_still_trains_and_scores(tmp_path):
+    config = load_config("smoke", SMALL)
+    pipeline.dataset_stage("sft", config, tmp_path / "a")
+    (tmp_path / "a").rename(tmp_path / "b")
+    run = tmp_path / "b"
+    for name in ("val", "sft", "grpo"):
+        assert all(
+            Path(row["video"]).is_file() for row in load_rows(run / "data/splits", name).rows
+        )
+    dataset = pipeline.dataset_stage("sft", config, run)  # rebuilt: it named clips under a/
+    videos = load_conversations(dataset)["video"]
+    assert videos and all(
+        Path(video).is_relative_to(run) and Path(video).is_file() for video in videos
+    )
+
+
+def test_a_clip_outside_the_run_keeps_its_absolute_path(tmp_path):
+    out = tmp_path / "run" / "data" / "splits"
+    inside, outside = tmp_path / "run/data/videos/a.mp4", tmp_path / "mine/b.mp4"
+    rows = [
+        {"id": name, "video_url": "x", "video": str(path)}
+        for name, path in (("a", inside), ("b", outside))
+    ]
+    assert [portable(row, out)["video_url"] for row in rows] == ["../videos/a.mp4", str(outside)]
