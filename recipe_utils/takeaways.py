@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,34 @@ def slice_note(rows: Sequence[dict], column: str) -> str | None:
                 "the slice repeats the label, so it is not drawn"
             )
     return None
+
+
+def slice_gap(rows: Sequence[dict], column: str) -> str:
+    """The lowest and highest mean `pc` across the values of `column`, and whether their gap
+    is beyond noise (more than twice its standard error): a slice whose bars all stand level
+    is worth a sentence, not only a figure."""
+    groups: dict[str, list[int]] = {}
+    for row in rows:
+        groups.setdefault(str(row[column]), []).append(row["pc"])
+    means = {value: sum(pcs) / len(pcs) for value, pcs in groups.items()}
+    low, high = min(means, key=means.get), max(means, key=means.get)
+    gap = means[high] - means[low]
+    noise = 2 * math.sqrt(sum(_squared_error(groups[value]) for value in (low, high)))
+    verdict = (
+        f"beyond noise (twice its standard error is {noise:.2f}): {column} matters here"
+        if gap > noise
+        else f"within noise (twice its standard error is {noise:.2f}): no {column} is "
+        "scored higher or lower than another here"
+    )
+    return (
+        f"{column}: mean pc from {means[low]:.2f} ({low}) to {means[high]:.2f} ({high}), "
+        f"a gap of {gap:.2f}, {verdict}"
+    )
+
+
+def _squared_error(values: list[int]) -> float:
+    """The squared standard error of the values' mean; infinite for a single value."""
+    return statistics.variance(values) / len(values) if len(values) > 1 else math.inf
 
 
 def _published(system_part: str) -> dict:

@@ -11,6 +11,7 @@ from recipe_utils.takeaways import (
     balance_findings,
     compare,
     sft_step_zero,
+    slice_gap,
     slice_note,
     verdict,
     what_this_run_showed,
@@ -279,6 +280,18 @@ def test_slice_note_names_useless_slices_only():
     assert "nothing to compare" in slice_note(rows, "model_name")
     assert "is_hard = 1 on exactly the rows with pc 4" in slice_note(rows, "is_hard")
     assert slice_note(rows, "category") is None
+
+
+def test_slice_gap_says_whether_the_bars_differ_beyond_noise():
+    level = [{"pc": pc, "category": c} for c in "ab" for pc in (2, 3, 4, 5) * 50]
+    level += [{"pc": 5, "category": "b"}] * 10
+    assert slice_gap(level, "category") == (
+        "category: mean pc from 3.50 (a) to 3.57 (b), a gap of 0.07, within noise (twice its "
+        "standard error is 0.22): no category is scored higher or lower than another here"
+    )
+    apart = level + [{"pc": 1, "category": "a"}] * 100
+    assert slice_gap(apart, "category").startswith("category: mean pc from 2.67 (a) to 3.57 (b)")
+    assert "beyond noise" in slice_gap(apart, "category")
 
 
 def sft_stage(chosen_steps: dict) -> dict:
