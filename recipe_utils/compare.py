@@ -100,13 +100,15 @@ def table_rows(runs: list[Run], metrics: list[str]) -> list[dict]:
 
 
 def seed_groups(runs: list[Run]) -> dict[str, list[Run]]:
-    """Runs that differ only in `seed`, by the settings they share (groups of two or more)."""
+    """Runs that differ only in `seed`, by the settings they share (groups of two seeds or
+    more), one run per seed: a run repeated with the same settings and seed gives the same
+    numbers, which would count as a spread of zero."""
     keys = [key for key in varying(runs) if key != "seed"]
-    groups: dict[str, list[Run]] = {}
+    groups: dict[str, dict] = {}
     for run in runs:
         label = ", ".join(f"{key}={run.settings.get(key)}" for key in keys) or "all runs"
-        groups.setdefault(label, []).append(run)
-    return {label: group for label, group in groups.items() if len(group) > 1}
+        groups.setdefault(label, {}).setdefault(run.settings.get("seed"), run)
+    return {label: list(seeds.values()) for label, seeds in groups.items() if len(seeds) > 1}
 
 
 def spread(values: list[float]) -> dict | None:

@@ -73,6 +73,15 @@ def test_seed_spread_is_taken_over_runs_that_differ_only_in_seed(tmp_path):
     assert spread["accuracy"]["n"] == 2
 
 
+def test_a_run_repeated_with_the_same_seed_is_not_a_seed_spread(tmp_path):
+    runs = [write_run(tmp_path / name, {"seed": 0}, shifted(1)) for name in ("a", "again")]
+    _, data, _ = comparison(runs, ["accuracy"])
+    assert data["spread"] == []
+    runs.append(write_run(tmp_path / "b", {"seed": 1}, shifted(4)))
+    (spread, *_) = comparison(runs, ["accuracy"])[1]["spread"]
+    assert spread["seeds"] == 2 and spread["accuracy"]["n"] == 2
+
+
 def test_runs_without_training_compare_on_zero_shot(tmp_path):
     runs = [write_run(tmp_path / f"r{s}", {"seed": s}, shifted(s)) for s in (0, 1)]
     text, data, fig = comparison(runs)
