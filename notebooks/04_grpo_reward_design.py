@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -182,17 +184,19 @@ plots.save_figure(fig, out / "reward_curves.png")
 # %% [markdown]
 # ## What unbalanced labels do
 # Two GRPO runs alike in start, steps and seed, one on the balanced pool and one on the same
-# rows as they come; each final model then scores the evaluation clips. Without balancing, the
-# recipe found the policy collapsing onto the most frequent label ("4"): its share of the
-# answers is the number to watch. The balanced arm is the run above at step `grpo.balance_steps`
-# when its learning rate is constant after warm-up (then nothing is trained twice).
+# rows as they come; each final model, and the start both trained from, then scores the
+# evaluation clips. Without balancing, the recipe found the policy collapsing onto the most
+# frequent label ("4"): its share of the answers, against the start's, is the number to watch.
+# The balanced arm is the run above at step `grpo.balance_steps` when its learning rate is
+# constant after warm-up (then nothing is trained twice).
 
 # %%
 balance = balance_experiment(config, run)
+models = {"start": "at_start", "balanced": "balanced", "unbalanced": "unbalanced"}
 fig = plots.prediction_histograms(
     {
-        arm: {"prediction_histogram": balance[arm]["eval_histogram"]}
-        for arm in ("balanced", "unbalanced")
+        name: {"prediction_histogram": balance[key]["eval_histogram"]}
+        for name, key in models.items()
     },
     truth_counts=balance["eval_labels"],
 )

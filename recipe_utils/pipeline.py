@@ -240,14 +240,15 @@ def train_stage(
 def balance_experiment(config: dict, run: Path) -> dict:
     """Label balancing, tested: GRPO from the same start for the same steps
     (`grpo.balance_steps`) with the same seed on the balanced pool and on the same rows as they
-    come; each final model scores the eval split. An arm's `majority_share` is the share of its
-    eval answers that are the training rows' most frequent label, the one an unbalanced policy
-    collapses onto."""
-    from .metrics import evaluate, read_predictions
+    come; each final model, and the start (`at_start`), scores the eval split under GRPO's
+    prompt. A model's `majority_share` is the share of its eval answers that are the training
+    rows' most frequent label, the one an unbalanced policy collapses onto: an arm drifted
+    towards it only if it answers it more often than the start did."""
+    from .metrics import read_predictions
 
     steps = config["grpo"]["balance_steps"]
-
-    arms = {
+    models = {
+        "at_start": start_model("grpo", config, run),
         "balanced": balanced_arm(config, run, steps),
         "unbalanced": short_grpo(config, run, steps, False),
     }
@@ -256,18 +257,28 @@ def balance_experiment(config: dict, run: Path) -> dict:
     result = {"start": config["grpo"]["start"], "steps": steps, "seed": config["seed"]}
     result["majority_label"] = majority
     args = score_args(config, run, config["grpo"]["prompt"])
-    for arm, final in arms.items():
-        out = run / "balance" / arm
-        predictions = score_split(final, out_dir=out, **args)
-        histogram = evaluate(predictions, out / "metrics.json")["prediction_histogram"]
-        result[arm] = {
-            "checkpoint": str(final),
-            "eval_histogram": histogram,
-            "majority_share": histogram[majority] / max(1, sum(histogram.values())),
-        }
-    labels = [str(r["pc"]) for r in read_predictions(predictions) if r.get("pc") is not None]
+    for name, model in models.items():
+        result[name] = scored_arm(model, run / "balance" / name, majority, args)
+    predictions = read_predictions(run / "balance" / "unbalanced" / "predictions.jsonl")
+    labels = [str(r["pc"]) for r in predictions if r.get("pc") is not None]
     result["eval_labels"] = {str(k): labels.count(str(k)) for k in range(1, 6)}
     return result
+
+
+def scored_arm(model: str | Path, out: Path, majority: str, args: dict) -> dict:
+    """One model of the balance experiment scored on the eval split into `out`: its answers'
+    histogram, the share that is `majority`, its accuracy and Pearson r."""
+    from .metrics import evaluate
+
+    metrics = evaluate(score_split(model, out_dir=out, **args), out / "metrics.json")
+    histogram = metrics["prediction_histogram"]
+    return {
+        "checkpoint": str(model),
+        "eval_histogram": histogram,
+        "majority_share": histogram[majority] / max(1, sum(histogram.values())),
+        "accuracy": metrics["accuracy"],
+        "pearson": metrics["pearson"],
+    }
 
 
 def balanced_arm(config: dict, run: Path, steps: int) -> Path:

@@ -351,28 +351,49 @@ def sft(metrics: dict, synthetic: bool) -> list[str]:
 
 
 def balance_findings(experiment: dict) -> list[str]:
-    """What the label-balance experiment showed: how often each arm answers the training rows'
-    majority label on the eval clips; a difference counts only beyond two standard errors."""
+    """What the label-balance experiment showed: how often each arm, and the start both arms
+    trained from, answers the training rows' majority label on the eval clips, and how well
+    each arm scores. A difference counts only beyond two standard errors, and "drifted towards"
+    needs the unbalanced arm beyond both the balanced arm and the start."""
     label, steps = experiment["majority_label"], experiment["steps"]
     truth = experiment["eval_labels"]
-    balanced, unbalanced = (experiment[arm]["majority_share"] for arm in ("balanced", "unbalanced"))
+    start, balanced, unbalanced = (
+        experiment[name]["majority_share"] for name in ("at_start", "balanced", "unbalanced")
+    )
     n = max(1, sum(experiment["balanced"]["eval_histogram"].values()))
-    noise = 2 * math.sqrt((balanced * (1 - balanced) + unbalanced * (1 - unbalanced)) / n)
+
+    def beyond_noise(higher: float, lower: float) -> bool:
+        return higher - lower > 2 * math.sqrt((higher * (1 - higher) + lower * (1 - lower)) / n)
+
+    arms = {name: experiment[name] for name in ("unbalanced", "balanced")}
     lines = [
         f"After {steps} GRPO steps from the same start ({experiment['start']}) with the same "
         f"seed, {label} (the training rows' most frequent label) is {unbalanced:.0%} of the "
-        f"unbalanced run's answers on the eval clips and {balanced:.0%} of the balanced run's; "
-        f"{truth[label] / max(1, sum(truth.values())):.0%} of the clips are {label}."
+        f"unbalanced run's answers on the eval clips and {balanced:.0%} of the balanced run's, "
+        f"against {start:.0%} of the start's; "
+        f"{truth[label] / max(1, sum(truth.values())):.0%} of the clips are {label}.",
+        "Accuracy / Pearson r on the eval clips: "
+        + ", ".join(
+            f"{name} {fmt(arm['accuracy'])} / {fmt(arm['pearson'])}" for name, arm in arms.items()
+        )
+        + f", the start {fmt(experiment['at_start']['accuracy'])} / "
+        f"{fmt(experiment['at_start']['pearson'])}.",
     ]
-    if unbalanced - balanced > noise:
+    if beyond_noise(unbalanced, balanced) and beyond_noise(unbalanced, start):
         return lines + [
             f"Without balancing the policy drifted towards {label}, as the recipe warns."
         ]
-    if balanced - unbalanced > noise:
+    if beyond_noise(unbalanced, balanced):
+        return lines + [
+            f"The unbalanced run answered {label} more often than the balanced one, but not more "
+            f"often than the start beyond noise: the balanced run moved away from {label}, and "
+            f"in {steps} steps no drift towards it showed."
+        ]
+    if beyond_noise(balanced, unbalanced):
         return lines + [f"The unbalanced run answered {label} less often than the balanced one."]
     return lines + [
-        f"The two differ by less than two standard errors ({noise:.0%}): in {steps} steps no "
-        "collapse onto the majority label showed in this run."
+        "The two arms differ by less than two standard errors: in "
+        f"{steps} steps no collapse onto the majority label showed in this run."
     ]
 
 
@@ -554,10 +575,14 @@ def seed_lines(record: dict, systems: dict[str, dict], seed: int) -> list[str]:
         "as mean ± sd (range):" + "".join(items)
     )
     if "grpo" in systems:
-        gains = record["results"]["grpo_minus_sft_pearson"]
+        gains = list(record["results"]["grpo_minus_sft_pearson"].values())
+        sign = (
+            "below" if all(g < 0 for g in gains) else "above" if all(g > 0 for g in gains) else ""
+        )
         lines.append(
             "GRPO minus SFT r, seed by seed: "
-            + ", ".join(f"{gain:+.3f}" for gain in gains.values())
+            + ", ".join(f"{gain:+.3f}" for gain in gains)
+            + (f": GRPO's r was {sign} SFT's on every seed" if sign and len(gains) > 1 else "")
             + ". A difference between two settings smaller than the seed-to-seed spread is "
             "not evidence either way."
         )

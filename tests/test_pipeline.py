@@ -215,6 +215,7 @@ def fake_grpo(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "train_stage", train_stage)
     monkeypatch.setattr(pipeline, "score_split", score_split)
+    monkeypatch.setattr(pipeline, "start_model", lambda kind, config, run: run / "sft_best")
     return trained
 
 
@@ -249,3 +250,9 @@ def test_balance_experiment_trains_both_arms_alike_and_scores_them(
     n = sum(result["eval_labels"].values())
     assert result["balanced"]["eval_histogram"] == result["eval_labels"] | {"none": 0}
     assert result["balanced"]["majority_share"] == result["eval_labels"]["4"] / n
+    assert result["at_start"]["checkpoint"] == str(tmp_path / "sft_best")  # scored alike
+    assert result["at_start"]["eval_histogram"] == result["balanced"]["eval_histogram"]
+    assert (result["unbalanced"]["accuracy"], result["at_start"]["accuracy"]) == (
+        result["eval_labels"]["4"] / n,
+        1.0,
+    )

@@ -48,14 +48,18 @@ def chosen(metrics: dict, val_pearson: float = 0.75, on_test: dict | None = None
     return {"selected": selected | {"test": test}, "best_on_test": best}
 
 
-def balance_experiment(balanced_fours: int, unbalanced_fours: int) -> dict:
-    """Two arms that answered 4 to so many of 120 eval clips (the rest 3), 30 of which are 4."""
+def balance_experiment(balanced_fours: int, unbalanced_fours: int, start_fours: int = 25) -> dict:
+    """Two arms and their start that answered 4 to so many of 120 eval clips (the rest 3), 30
+    of which are 4."""
+    fours = {"at_start": start_fours, "balanced": balanced_fours, "unbalanced": unbalanced_fours}
     arms = {
-        arm: {
-            "eval_histogram": {"1": 0, "2": 0, "3": 120 - fours, "4": fours, "5": 0, "none": 0},
-            "majority_share": fours / 120,
+        name: {
+            "eval_histogram": {"1": 0, "2": 0, "3": 120 - n, "4": n, "5": 0, "none": 0},
+            "majority_share": n / 120,
+            "accuracy": 0.25 + n / 1200,
+            "pearson": 0.5,
         }
-        for arm, fours in (("balanced", balanced_fours), ("unbalanced", unbalanced_fours))
+        for name, n in fours.items()
     }
     labels = {"1": 20, "2": 25, "3": 30, "4": 30, "5": 15}
     return arms | {"start": "sft", "steps": 20, "majority_label": "4", "eval_labels": labels}
@@ -132,17 +136,28 @@ def test_grpo_says_what_the_policy_learned_and_what_balancing_did(tmp_path):
         "from 0.620 over the first 10% of steps to 0.810 over the last: the policy learned" in shown
     )
     assert "4 (the training rows' most frequent label) is 58% of the unbalanced run's" in shown
-    assert "and 21% of the balanced run's; 25% of the clips are 4" in shown
+    assert "and 21% of the balanced run's, against 21% of the start's; 25% of the clips" in shown
+    assert "Accuracy / Pearson r on the eval clips: unbalanced 0.308 / 0.500, balanced" in shown
     assert "drifted towards 4" in shown
 
 
-BALANCE_VERDICTS = ("drifted towards 4", "no collapse", "answered 4 less often")
+BALANCE_VERDICTS = (
+    "drifted towards 4",
+    "not more often than the start beyond noise",
+    "no collapse",
+    "answered 4 less often",
+)
 
 
-@pytest.mark.parametrize("balanced, unbalanced, expected", [(25, 70, 0), (30, 36, 1), (70, 25, 2)])
-def test_balance_findings_count_a_difference_only_beyond_noise(balanced, unbalanced, expected):
-    shown = " ".join(balance_findings(balance_experiment(balanced, unbalanced)))
-    assert [phrase in shown for phrase in BALANCE_VERDICTS] == [i == expected for i in range(3)]
+@pytest.mark.parametrize(
+    "balanced, unbalanced, start, expected",
+    [(25, 70, 25, 0), (10, 29, 20, 1), (30, 36, 30, 2), (70, 25, 25, 3)],
+)
+def test_balance_findings_count_a_difference_only_beyond_noise(
+    balanced, unbalanced, start, expected
+):
+    shown = " ".join(balance_findings(balance_experiment(balanced, unbalanced, start)))
+    assert [phrase in shown for phrase in BALANCE_VERDICTS] == [i == expected for i in range(4)]
 
 
 def test_grpo_worse_than_sft_says_so(tmp_path):
@@ -336,7 +351,7 @@ def seed_record(tmp_path, monkeypatch):
     """Write a seed-spread record with the smoke profile's settings, `changes` applied, and
     point the takeaways at it."""
 
-    def write_record(runs: dict | None = None, **changes) -> None:
+    def write_record(runs: dict | None = None, gains: dict | None = None, **changes) -> None:
         settings = flat(run_settings(SMOKE)) | changes
         settings.pop("seed")
         numbers = {
@@ -349,7 +364,7 @@ def seed_record(tmp_path, monkeypatch):
             "results": {
                 "runs": runs or {"1": {}, "2": {}, "3": {}},
                 "spread": {name: numbers for name in ("zero_shot", "sft", "grpo")},
-                "grpo_minus_sft_pearson": {"0": 0.04, "1": -0.01, "2": 0.03},
+                "grpo_minus_sft_pearson": gains or {"0": 0.04, "1": -0.01, "2": 0.03},
             },
         }
         path = tmp_path / "seeds.json"
@@ -375,7 +390,13 @@ def test_a_seed_record_of_the_same_settings_puts_the_run_against_the_seed_spread
     for system, r, where in (("zero-shot", 0.2, "outside"), ("SFT", 0.72, "inside")):
         assert f"\n  - {system}: accuracy" in closing
         assert f"r 0.740 ± 0.030 (0.700-0.750), this run {r:.3f} {where}" in closing
-    assert "GRPO minus SFT r, seed by seed: +0.040, -0.010, +0.030" in closing
+    assert "GRPO minus SFT r, seed by seed: +0.040, -0.010, +0.030. A difference" in closing
+
+
+def test_grpo_below_sft_on_every_seed_is_said(tmp_path, seed_record):
+    seed_record(gains={"0": -0.091, "1": -0.083, "2": -0.026})
+    closing = text(tmp_path, "05_results", results_metrics(0.2, 0.72, 0.8))
+    assert "-0.091, -0.083, -0.026: GRPO's r was below SFT's on every seed." in closing
 
 
 def test_a_run_of_a_recorded_seed_says_whether_it_reproduces_the_record(tmp_path, seed_record):
