@@ -314,6 +314,16 @@ def reported(metrics: dict) -> dict:
     return {"step": metrics["selected"]["step"], **metrics["selected"]["test"]}
 
 
+def _rationale(scores: dict) -> str:
+    """How well the selected step's think blocks name the clips' annotated violations."""
+    return (
+        f"The think blocks of step {scores['step']} on the held-out clips name the clips' "
+        f"annotated violations with precision {fmt(scores['precision'])} (of the violations "
+        f"they list, the share the clip has) and recall {fmt(scores['recall'])} (of the "
+        "clip's violations, the share they list)."
+    )
+
+
 def sft(metrics: dict, synthetic: bool) -> list[str]:
     best, before = reported(metrics), metrics["zero_shot"]
     lines = [
@@ -333,6 +343,8 @@ def sft(metrics: dict, synthetic: bool) -> list[str]:
         + ".",
         _correlation(f"SFT step {best['step']}", best) + ".",
     ]
+    if "rationale" in metrics:
+        lines.append(_rationale(metrics["rationale"]))
     if synthetic:
         return lines + [SYNTHETIC_NOTE]
     top = max(PUBLISHED_SFT_STEPS, key=lambda row: row["pearson"])
@@ -536,12 +548,15 @@ def reproduction(record: dict, systems: dict[str, dict], seed: int) -> str | Non
         return None
     differ = [name for name in systems if not _same_run(systems[name], recorded.get(name, {}))]
     if not differ:
-        return f"This run reproduces the record's seed-{seed} run (same step, accuracy and r)."
+        return (
+            f"This run reproduces the record's seed-{seed} run ({SEED_RECORD}: same step, "
+            "accuracy and r)."
+        )
     pairs = [
         (_numbers(name, systems[name]), _numbers(name, recorded.get(name, {}))) for name in differ
     ]
     return (
-        f"This run **differs** from the record's seed-{seed} run: "
+        f"This run **differs** from the record's seed-{seed} run ({SEED_RECORD}): "
         + "; ".join(f"{ours} here, {theirs} there" for ours, theirs in pairs)
         + ". The code changed since the record was made, so the spread below describes that "
         "code, not this run's."

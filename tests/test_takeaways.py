@@ -329,6 +329,13 @@ def test_sft_is_judged_against_the_majority_label(tmp_path):
     assert "vs majority label 0.283: within noise" in text(tmp_path / "b", "03_sft", weak, FULL)
 
 
+def test_sft_says_how_well_its_think_blocks_name_the_violations(tmp_path):
+    rationale = {"rationale": {"step": 1200, "precision": 0.656, "recall": 0.774}}
+    shown = text(tmp_path, "03_sft", sft_stage(chosen(sft_metrics())) | rationale)
+    assert "think blocks of step 1200 on the held-out clips name" in shown
+    assert "precision 0.656 (of the violations they list" in shown and "recall 0.774" in shown
+
+
 def test_the_reported_step_is_the_one_selected_on_validation(tmp_path):
     """The test numbers quoted are the selected step's; the best step on test is named beside
     it, as the published recipe's choice, never in its place."""
@@ -405,12 +412,14 @@ def test_a_run_of_a_recorded_seed_says_whether_it_reproduces_the_record(tmp_path
     sft = sft_metrics()
     seed_record(runs={"0": {"sft": {"step": 1200, "accuracy": 0.5500001, "pearson": 0.766}}})
     shown = text(tmp_path, "03_sft", sft_stage(chosen(sft)))
-    assert "This run reproduces the record's seed-0 run (same step, accuracy and r)." in shown
+    assert "This run reproduces the record's seed-0 run (" in shown
+    assert ": same step, accuracy and r)." in shown
     seed_record(runs={"0": {"sft": {"step": 1600, "accuracy": 0.567, "pearson": 0.756}}})
     shown = text(tmp_path / "stale", "03_sft", sft_stage(chosen(sft)))
     assert (
-        "This run differs from the record's seed-0 run: SFT step 1200 accuracy 0.550, r 0.766 "
-        "here, SFT step 1600 accuracy 0.567, r 0.756 there. The code changed" in shown
+        f"This run differs from the record's seed-0 run ({takeaways.SEED_RECORD}): SFT step "
+        "1200 accuracy 0.550, r 0.766 here, SFT step 1600 accuracy 0.567, r 0.756 there. The "
+        "code changed" in shown
     )
 
 
