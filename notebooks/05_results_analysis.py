@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -50,10 +52,11 @@ from recipe_utils.summary import (
     records,
     results_rows,
     sweep_curves,
+    validation_pearsons,
     write_summary,
 )
 from recipe_utils.synthetic import generate
-from recipe_utils.takeaways import is_synthetic, slice_note, what_this_run_showed
+from recipe_utils.takeaways import fmt, is_synthetic, slice_note, what_this_run_showed
 from recipe_utils.videophy2 import label_counts, load_rows, write_jsonl
 
 # %% tags=["parameters"]
@@ -216,7 +219,11 @@ predictions = score_split(
 kept = (own / "scores" / "kept.txt").read_text().splitlines()
 ranking = pd.read_csv(own / "scores" / "ranking.csv")
 ranking["clip"] = [relative_clip(clip, clips) for clip in ranking["clip"]]
-print(f"the selected {critic.upper()} checkpoint keeps {len(kept)} of {len(ranking)} clips")
+on_validation = ", ".join(f"{k.upper()} {fmt(r)}" for k, r in validation_pearsons(run).items())
+print(
+    f"the selected {critic.upper()} checkpoint (validation r: {on_validation}) keeps "
+    f"{len(kept)} of {len(ranking)} clips"
+)
 ranking.drop(columns="id").head(8)
 
 # %% [markdown]

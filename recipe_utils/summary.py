@@ -49,15 +49,16 @@ def selected(run: Path, kind: str) -> dict:
     return choice
 
 
+def validation_pearsons(run: Path) -> dict[str, float | None]:
+    """Each trained stage's selected step's validation r (None where undefined)."""
+    return {kind: selected(run, kind)["val"]["pearson"] for kind in STAGES}
+
+
 def better_on_validation(run: Path) -> str:
     """`sft` or `grpo`: the trained stage whose selected step has the higher validation r (ties
     to SFT), so choosing between them never reads the test split either."""
-
-    def val_pearson(kind: str) -> float:
-        value = selected(run, kind)["val"]["pearson"]
-        return -1.0 if value is None else value
-
-    return max(STAGES, key=val_pearson)
+    pearsons = validation_pearsons(run)
+    return max(STAGES, key=lambda kind: -1.0 if pearsons[kind] is None else pearsons[kind])
 
 
 def best_on_test(run: Path) -> dict[str, dict]:
