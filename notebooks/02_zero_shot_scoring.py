@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -49,7 +51,7 @@ from recipe_utils.pretrain import model_card
 from recipe_utils.prompts import load_prompt
 from recipe_utils.scoring import video_inputs
 from recipe_utils.takeaways import is_synthetic, what_this_run_showed
-from recipe_utils.video import load_clip, resize, write_clip
+from recipe_utils.video import load_clip, probe, resize, write_clip
 from recipe_utils.videophy2 import label_counts, load_rows
 
 # %% tags=["parameters"]
@@ -104,7 +106,10 @@ pd.Series({k: metrics[k] for k in (*keys, "parse_failure_rate")}).to_frame("zero
 # The clip is sampled at `fps` frames per second (an even count: the vision tower takes frames
 # in pairs, *temporal patches* of 2), every frame is resized so both sides are multiples of 28
 # pixels (14 px patches, merged 2x2), and each merged 28x28 patch of a frame pair becomes one
-# visual token. More frames or larger frames cost more tokens, hence memory and time.
+# visual token. More frames or larger frames cost more tokens, hence memory and time. A clip
+# gives at most the frames it has, and at least 4 (`recipe_utils.video.frame_count`, as
+# qwen-vl-utils counts them): a rate above the clip's own, or one that would take fewer than 4,
+# does not change what the model sees.
 # The recipe scores at `fps: 16` with `total_pixels`, a budget for the *whole clip*: a long clip
 # gets smaller frames, so every clip fits the context while fast events (a ball passing through
 # a wall in a few frames) are still sampled. It trains at `fps: 1` with `max_pixels`, a cap *per
@@ -128,7 +133,8 @@ enlarged = run / "02_zero_shot" / "clip_832x480.mp4"
 enlarged.parent.mkdir(exist_ok=True)
 write_clip(enlarged, resize(source.frames, 480, 832), fps=round(source.fps))
 for path in (clip_path, enlarged):
-    print(f"{path.name}:")
+    info = probe(path)
+    print(f"{path.name}: {info.frames} frames at {info.fps:g} fps ({info.frames / info.fps:g} s)")
     display(pd.DataFrame(video_inputs(model, path, settings)).T)
 
 # %% [markdown]
