@@ -235,15 +235,23 @@ pd.DataFrame(sweep["steps"]).set_index("step")
 # %% [markdown]
 # ## An answer before and after
 # The reasoning trace and score for the same clips, from GRPO's start and its selected step:
-# two clips whose answer GRPO changed (the first clips if it changed none).
+# how many answers GRPO changed, and for better or worse, then two clips whose answer it
+# changed (the first clips if it changed none).
 
 # %%
 before_after = [
     read_predictions(run / "grpo" / "sweep" / f"step_{step}" / "predictions.jsonl")
     for step in (0, selected_step)
 ]
-pairs = list(zip(*before_after))
+after = {record["id"]: record for record in before_after[1]}
+pairs = [(b, after[b["id"]]) for b in before_after[0] if b["id"] in after]  # the same clip
 changed = [(b, a) for b, a in pairs if b["pred"] != a["pred"]]
+fixed = sum(a["pred"] == a["pc"] for _, a in changed)
+broken = sum(b["pred"] == b["pc"] for b, _ in changed)
+print(
+    f"GRPO changed the answer to {len(changed)} of {len(pairs)} held-out clips: "
+    f"{fixed} now right, {broken} now wrong that were right, the rest wrong before and after"
+)
 rows = {r["id"]: r for r in load_rows(*resolve_source(config, run, "eval")).rows}
 Gallery(
     [
