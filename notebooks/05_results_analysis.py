@@ -21,7 +21,7 @@
 #
 # **You will learn** to compare scorers the way the choice of a production filter needs:
 # accuracy and correlation with intervals, whether answers still bunch at 3-4, how each model
-# does per generator and on the hard subset, whether the expected score ranks better than the
+# does per generator, per category and on the hard subset, whether the expected score ranks better than the
 # sampled answer, and what the models wrote where they disagree most.
 #
 # SFT and GRPO are each the checkpoint selected on the validation split (carved from train,
@@ -134,12 +134,14 @@ fig = plots.prediction_histograms(named, label_counts(by_system["zero_shot"]))
 plots.save_figure(fig, out / "prediction_histograms.png")
 
 # %% [markdown]
-# ## Slices: generators and the hard subset
-# In VideoPhy-2 every generator has its own habits and the hard subset is where models fail.
-# A slice that cannot tell anything on this split is named instead of drawn.
+# ## Slices: generators, categories and the hard subset
+# In VideoPhy-2 every generator has its own habits and the hard subset is where models fail;
+# each category of physics (collision, free fall, ...) asks for different evidence.
+# A slice that cannot tell anything on this split is named instead of drawn. Each bar's clip
+# count is under it: a few dozen clips make a rough number.
 
 # %%
-for column in ("model_name", "is_hard"):
+for column in ("model_name", "category", "is_hard"):
     note = slice_note(by_system["zero_shot"], column)
     if note:
         print(f"{column}: {note}")

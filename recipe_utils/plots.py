@@ -350,7 +350,7 @@ def slice_bars(named: Mapping[str, Mapping[str, Any]], column: str) -> Figure:
     counts = {value: next(t[value]["n"] for t in tables.values() if value in t) for value in values}
     offsets, width = _bar_positions(len(tables))
     fig, axes = plt.subplots(
-        1, 2, figsize=(max(8.0, 1.4 * len(values) + 3), 4), squeeze=False, layout="constrained"
+        1, 2, figsize=(max(8.0, 1.6 * len(values) + 3), 4), squeeze=False, layout="constrained"
     )
     for ax, metric in zip(axes[0], ("accuracy", "pearson"), strict=True):
         for index, table in enumerate(tables.values()):
@@ -361,14 +361,18 @@ def slice_bars(named: Mapping[str, Mapping[str, Any]], column: str) -> Figure:
                     _undefined(ax, x, color=run_color(index))
                     continue
                 ax.bar(x, score, width, color=run_color(index))
-        ax.set_xticks(range(len(values)), [f"{value}\n(n={counts[value]})" for value in values])
+        ax.set_xticks(
+            range(len(values)),
+            [f"{textwrap.fill(value, 10)}\n(n={counts[value]})" for value in values],
+        )
         ax.set_xlim(-0.5, len(values) - 0.5)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_title(f"{METRIC_LABELS[metric]} by {column}")
         ax.set_xlabel(column)
         ax.set_ylabel(METRIC_LABELS[metric])
-    axes[0][0].legend(
-        handles=[Patch(color=run_color(i), label=name) for i, name in enumerate(tables)]
+    fig.legend(  # beside the panels, where no bar can hide behind it
+        handles=[Patch(color=run_color(i), label=name) for i, name in enumerate(tables)],
+        loc="outside right upper",
     )
     return fig
 

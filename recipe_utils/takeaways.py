@@ -301,11 +301,33 @@ def selection(metrics: dict) -> str:
         f"{fmt(selected['val']['pearson'])}; the numbers below are its test scores"
     )
     if on_test is None or on_test["step"] == selected["step"]:
-        return line + " (the best step on test is the same one)."
-    return line + (
-        f". Chosen on test instead, as the published recipe chooses, step {on_test['step']} "
-        f"would report r {fmt(on_test['test']['pearson'])}: a number picked on the split it is "
-        "reported on."
+        return line + " (the best step on test is the same one)." + _last_saved(metrics)
+    return (
+        line
+        + (
+            f". Chosen on test instead, as the published recipe chooses, step {on_test['step']} "
+            f"would report r {fmt(on_test['test']['pearson'])}: a number picked on the split it is "
+            "reported on."
+        )
+        + _last_saved(metrics)
+    )
+
+
+def _last_saved(metrics: dict) -> str:
+    """When the selected step is the last checkpoint and beat the one before on the metric
+    that selected it, that the run may have stopped before its best; else nothing."""
+    by = metrics["selected"]["by"]
+    steps = sorted(
+        (s for s in metrics.get("steps", []) if s.get(by) is not None), key=lambda s: s["step"]
+    )
+    if len(steps) < 2 or steps[-1]["step"] != metrics["selected"]["step"]:
+        return ""
+    before, last = steps[-2], steps[-1]
+    if last[by] <= before[by]:
+        return ""
+    return (
+        f" It is the last step saved, and {by} was still rising ({fmt(before[by])} at step "
+        f"{before['step']}, {fmt(last[by])} at {last['step']}): a longer run might do better."
     )
 
 

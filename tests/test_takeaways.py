@@ -329,6 +329,19 @@ def test_sft_is_judged_against_the_majority_label(tmp_path):
     assert "vs majority label 0.283: within noise" in text(tmp_path / "b", "03_sft", weak, FULL)
 
 
+@pytest.mark.parametrize("selected_step, said", [(1200, True), (800, False)])
+def test_a_selected_last_step_still_rising_is_said(tmp_path, selected_step, said):
+    sweep = [
+        {"step": 800, "val_pearson": 0.65},
+        {"step": 1200, "val_pearson": 0.70},
+        {"step": 1600, "val_pearson": None},  # a step validation never scored is skipped
+    ]
+    metrics = sft_stage(chosen(sft_metrics() | {"step": selected_step})) | {"steps": sweep}
+    shown = text(tmp_path, "03_sft", metrics)
+    rising = "It is the last step saved, and val_pearson was still rising (0.650 at step 800, "
+    assert (rising in shown) is said
+
+
 def test_sft_says_how_well_its_think_blocks_name_the_violations(tmp_path):
     rationale = {"rationale": {"step": 1200, "precision": 0.656, "recall": 0.774}}
     shown = text(tmp_path, "03_sft", sft_stage(chosen(sft_metrics())) | rationale)
