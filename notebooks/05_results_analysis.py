@@ -21,8 +21,8 @@
 #
 # **You will learn** to compare scorers the way the choice of a production filter needs:
 # accuracy and correlation with intervals, whether answers still bunch at 3-4, how each model
-# does per generator, per category and on the hard subset, whether the expected score ranks better than the
-# sampled answer, and what the models wrote where they disagree most.
+# does per generator, per category and on the hard subset, whether the expected score ranks
+# better than the sampled answer, and what the models wrote where they disagree most.
 #
 # SFT and GRPO are each the checkpoint selected on the validation split (carved from train,
 # never trained on) and reported on the evaluation split. The step that is best *on* the
