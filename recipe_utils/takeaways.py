@@ -438,10 +438,11 @@ def grpo(metrics: dict, synthetic: bool) -> list[str]:
     lines = [
         f"The accuracy reward (of 1) went from {fmt(first)} over the first 10% of steps to "
         f"{fmt(last)} over the last{learned}.",
-        f"The mean reward rose from {fmt(metrics['reward_first'])} to "
-        f"{fmt(metrics['reward_last'])} on the training pool."
+        f"The mean reward (of 2: accuracy plus format) rose from "
+        f"{fmt(metrics['reward_first'])} to {fmt(metrics['reward_last'])} on the training pool."
         if metrics["reward_last"] > metrics["reward_first"]
-        else f"The mean reward did not rise ({fmt(metrics['reward_first'])} at the start, "
+        else f"The mean reward (of 2: accuracy plus format) did not rise "
+        f"({fmt(metrics['reward_first'])} at the start, "
         f"{fmt(metrics['reward_last'])} at the end): the policy learned nothing from it.",
         selection(metrics),
         "On held-out clips, Pearson r: "

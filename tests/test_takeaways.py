@@ -139,6 +139,7 @@ def test_grpo_says_what_the_policy_learned_and_what_balancing_did(tmp_path):
     assert "and 21% of the balanced run's, against 21% of the start's; 25% of the clips" in shown
     assert "Accuracy / Pearson r on the eval clips: unbalanced 0.308 / 0.500, balanced" in shown
     assert "drifted towards 4" in shown
+    assert "The mean reward (of 2: accuracy plus format) rose from 0.410 to 0.630" in shown
 
 
 BALANCE_VERDICTS = (
@@ -162,7 +163,8 @@ def test_balance_findings_count_a_difference_only_beyond_noise(
 
 def test_grpo_worse_than_sft_says_so(tmp_path):
     shown = text(tmp_path, "04_grpo", WORSE_GRPO)
-    assert "did not rise" in shown and "0.640 over the last, barely moving" in shown
+    assert "The mean reward (of 2: accuracy plus format) did not rise" in shown
+    assert "0.640 over the last, barely moving" in shown
     assert "0.412 [0.250, 0.550] vs SFT step 1200 0.766 [0.700, 0.830]: worse" in shown
 
 
