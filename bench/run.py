@@ -437,11 +437,13 @@ def read_result(results_dir: Path, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def sweep_passes(config: dict) -> int:
+def test_passes(config: dict) -> int:
     """Times the full profile scores the test split: zero-shot, then each sweep (its start
-    model as step 0 and every saved checkpoint)."""
+    model as step 0 and every saved checkpoint), then notebook 04's balance experiment (the
+    start and its two arms)."""
     sft, grpo = config["sft"], config["grpo"]
-    return 1 + (1 + sft["steps"] // sft["save_every"]) + (1 + grpo["steps"] // grpo["save_every"])
+    sweeps = (1 + sft["steps"] // sft["save_every"]) + (1 + grpo["steps"] // grpo["save_every"])
+    return 1 + sweeps + 3
 
 
 def model_seconds(tokens: dict, gpu: dict | None, new_tokens: int) -> tuple[float, str]:
@@ -482,7 +484,7 @@ def bench_costmodel(results_dir: Path, plan: Plan) -> dict:
         return {"settings": {}, "results": {}, "summary": [], "skipped": reason}
     config = load_config("full")
     scoring = config["scoring"]
-    clips = 3397 * sweep_passes(config)  # the test split (RECIPE_FACTS.md) times its passes
+    clips = 3397 * test_passes(config)  # the test split (RECIPE_FACTS.md) times its passes
     replicas, workers = scoring["replicas"], scoring["decode_workers"]
     results, summary = {}, []
     for name, measured in decode["results"].items():
@@ -521,7 +523,7 @@ def bench_costmodel(results_dir: Path, plan: Plan) -> dict:
         ]
     settings = {
         "clips_scored": clips,
-        "passes": sweep_passes(config),
+        "passes": test_passes(config),
         "replicas": replicas,
         "decode_workers": workers,
         "new_tokens_per_answer": plan.gpu_new_tokens,

@@ -259,7 +259,7 @@ def test_cost_model_follows_the_recorded_decode_and_gpu_times(bench, tmp_path):
     r.save_result("gpu", {}, gpu, [], results_dir=tmp_path)
     outcome = bench.run.bench_costmodel(tmp_path, bench.run.QUICK)
     row = outcome["results"]["720p"]
-    clips = 3397 * bench.run.sweep_passes(load_config("full"))
+    clips = 3397 * bench.run.test_passes(load_config("full"))
     assert row["model_s_per_clip"] == 0.5
     assert "transformers backend, batch 8" in row["model_time"]
     assert row["old_hours"] == round(clips * 1.5 / 3600, 2)  # decode, then the model, one GPU
