@@ -45,7 +45,7 @@ import pandas as pd
 from recipe_utils import plots
 from recipe_utils.clips import Gallery, scored_clip
 from recipe_utils.config import check_parameters, load_config, run_dir
-from recipe_utils.metrics import PUBLISHED, chosen_checkpoints, read_predictions
+from recipe_utils.metrics import PUBLISHED, chosen_checkpoints, paired_by_id, read_predictions
 from recipe_utils.pipeline import (
     balance_experiment,
     dataset_stage,
@@ -54,7 +54,12 @@ from recipe_utils.pipeline import (
     train_stage,
 )
 from recipe_utils.rewards import accuracy_reward, format_reward
-from recipe_utils.takeaways import balance_findings, is_synthetic, what_this_run_showed
+from recipe_utils.takeaways import (
+    answer_changes,
+    balance_findings,
+    is_synthetic,
+    what_this_run_showed,
+)
 from recipe_utils.train import GRPOSettings, first_last_means, group_advantages, read_log
 from recipe_utils.videophy2 import load_rows
 
@@ -243,15 +248,9 @@ before_after = [
     read_predictions(run / "grpo" / "sweep" / f"step_{step}" / "predictions.jsonl")
     for step in (0, selected_step)
 ]
-after = {record["id"]: record for record in before_after[1]}
-pairs = [(b, after[b["id"]]) for b in before_after[0] if b["id"] in after]  # the same clip
+pairs = paired_by_id(*before_after)
 changed = [(b, a) for b, a in pairs if b["pred"] != a["pred"]]
-fixed = sum(a["pred"] == a["pc"] for _, a in changed)
-broken = sum(b["pred"] == b["pc"] for b, _ in changed)
-print(
-    f"GRPO changed the answer to {len(changed)} of {len(pairs)} held-out clips: "
-    f"{fixed} now right, {broken} now wrong that were right, the rest wrong before and after"
-)
+print(answer_changes(pairs, "GRPO"))
 rows = {r["id"]: r for r in load_rows(*resolve_source(config, run, "eval")).rows}
 Gallery(
     [

@@ -79,6 +79,13 @@ def read_predictions(path: str | os.PathLike) -> list[dict]:
     return records
 
 
+def paired_by_id(before: list[dict], after: list[dict]) -> list[tuple[dict, dict]]:
+    """The records of the same clip in two predictions files, in `before`'s order: a resumed
+    run may have written its records in another order than the first."""
+    later = {record["id"]: record for record in after}
+    return [(record, later[record["id"]]) for record in before if record["id"] in later]
+
+
 def _read_jsonl(path: Path) -> tuple[list[dict], dict]:
     """Records plus what was left out of them (duplicates, a truncated last line)."""
     lines = path.read_bytes().split(b"\n")

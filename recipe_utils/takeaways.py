@@ -127,6 +127,18 @@ def _squared_error(values: list[int]) -> float:
     return statistics.variance(values) / len(values) if len(values) > 1 else math.inf
 
 
+def answer_changes(pairs: list[tuple[dict, dict]], name: str) -> str:
+    """How many of the (before, after) records of the same clips `name` changed the answer of,
+    and for better or worse against the label."""
+    changed = [(before, after) for before, after in pairs if before["pred"] != after["pred"]]
+    fixed = sum(after["pred"] == after["pc"] for _, after in changed)
+    broken = sum(before["pred"] == before["pc"] for before, _ in changed)
+    return (
+        f"{name} changed the answer to {len(changed)} of {len(pairs)} held-out clips: "
+        f"{fixed} now right, {broken} now wrong that were right, the rest wrong before and after"
+    )
+
+
 def _published(system_part: str) -> dict:
     return next(row for row in PUBLISHED if system_part in row["system"])
 
@@ -301,16 +313,14 @@ def selection(metrics: dict) -> str:
         f"{fmt(selected['val']['pearson'])}; the numbers below are its test scores"
     )
     if on_test is None or on_test["step"] == selected["step"]:
-        return line + " (the best step on test is the same one)." + _last_saved(metrics)
-    return (
-        line
-        + (
+        line += " (the best step on test is the same one)."
+    else:
+        line += (
             f". Chosen on test instead, as the published recipe chooses, step {on_test['step']} "
             f"would report r {fmt(on_test['test']['pearson'])}: a number picked on the split it is "
             "reported on."
         )
-        + _last_saved(metrics)
-    )
+    return line + _last_saved(metrics)
 
 
 def _last_saved(metrics: dict) -> str:
@@ -399,7 +409,7 @@ def balance_findings(experiment: dict) -> list[str]:
     def beyond_noise(higher: float, lower: float) -> bool:
         return higher - lower > 2 * math.sqrt((higher * (1 - higher) + lower * (1 - lower)) / n)
 
-    arms = {name: experiment[name] for name in ("unbalanced", "balanced")}
+    scored = {"unbalanced": "unbalanced", "balanced": "balanced", "the start": "at_start"}
     lines = [
         f"After {steps} GRPO steps from the same start ({experiment['start']}) with the same "
         f"seed, {label} (the training rows' most frequent label) is {unbalanced:.0%} of the "
@@ -408,10 +418,10 @@ def balance_findings(experiment: dict) -> list[str]:
         f"{truth[label] / max(1, sum(truth.values())):.0%} of the clips are {label}.",
         "Accuracy / Pearson r on the eval clips: "
         + ", ".join(
-            f"{name} {fmt(arm['accuracy'])} / {fmt(arm['pearson'])}" for name, arm in arms.items()
+            f"{name} {fmt(experiment[key]['accuracy'])} / {fmt(experiment[key]['pearson'])}"
+            for name, key in scored.items()
         )
-        + f", the start {fmt(experiment['at_start']['accuracy'])} / "
-        f"{fmt(experiment['at_start']['pearson'])}.",
+        + ".",
     ]
     if beyond_noise(unbalanced, balanced) and beyond_noise(unbalanced, start):
         return lines + [

@@ -12,6 +12,7 @@ from recipe_utils.metrics import (
     compute_metrics,
     evaluate,
     majority_baseline,
+    paired_by_id,
     read_predictions,
     select_step,
     sweep_table,
@@ -401,3 +402,9 @@ def test_majority_baseline_answers_the_most_frequent_training_label(counts):
     assert baseline["label"] == 3
     assert baseline["accuracy"] == pytest.approx(0.5)
     assert baseline["pearson"] is None and "constant" in baseline["notes"]["pearson"]
+
+
+def test_records_are_paired_by_clip_not_by_file_order():
+    before = [{"id": "a", "pred": 1}, {"id": "b", "pred": 2}, {"id": "c", "pred": 3}]
+    after = [{"id": "c", "pred": 5}, {"id": "a", "pred": 4}]  # resumed: another order, b failed
+    assert paired_by_id(before, after) == [(before[0], after[1]), (before[2], after[0])]

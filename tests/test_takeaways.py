@@ -8,6 +8,7 @@ import pytest
 from recipe_utils import takeaways
 from recipe_utils.config import flat, load_config, run_settings
 from recipe_utils.takeaways import (
+    answer_changes,
     balance_findings,
     compare,
     sft_step_zero,
@@ -461,3 +462,17 @@ def test_sft_step_zero_says_why_it_differs_from_zero_shot():
     greedy = copy.deepcopy(FULL)
     greedy["scoring"]["sampling"]["greedy"] = True
     assert "it repeats 02's zero-shot numbers" in sft_step_zero(greedy)
+
+
+def test_answer_changes_counts_fixed_and_broken_answers():
+    before = [
+        {"pc": 3, "pred": 3},
+        {"pc": 4, "pred": 2},
+        {"pc": 5, "pred": 1},
+        {"pc": 1, "pred": 1},
+    ]
+    after = [{"pc": 3, "pred": 4}, {"pc": 4, "pred": 4}, {"pc": 5, "pred": 2}, {"pc": 1, "pred": 1}]
+    assert answer_changes(list(zip(before, after)), "GRPO") == (
+        "GRPO changed the answer to 3 of 4 held-out clips: 1 now right, 1 now wrong that were "
+        "right, the rest wrong before and after"
+    )
