@@ -439,11 +439,15 @@ def read_result(results_dir: Path, name: str) -> dict | None:
 
 def test_passes(config: dict) -> int:
     """Times the full profile scores the test split: zero-shot, then each sweep (its start
-    model as step 0 and every saved checkpoint), then notebook 04's balance experiment (the
-    start and its two arms)."""
+    model as step 0 and every saved checkpoint), then notebook 04's balance experiment: its
+    unbalanced arm, and its balanced arm unless that is a checkpoint of the main run (its start
+    is the GRPO sweep's step 0; both score into the sweep's folders)."""
+    from recipe_utils.pipeline import main_run_is_balanced_arm
+
     sft, grpo = config["sft"], config["grpo"]
     sweeps = (1 + sft["steps"] // sft["save_every"]) + (1 + grpo["steps"] // grpo["save_every"])
-    return 1 + sweeps + 3
+    saved = grpo["balance_steps"] % grpo["save_every"] == 0
+    return 1 + sweeps + (1 if main_run_is_balanced_arm(grpo) and saved else 2)
 
 
 def model_seconds(tokens: dict, gpu: dict | None, new_tokens: int) -> tuple[float, str]:

@@ -193,7 +193,8 @@ plots.save_figure(fig, out / "reward_curves.png")
 # evaluation clips. Without balancing, the recipe found the policy collapsing onto the most
 # frequent label ("4"): its share of the answers, against the start's, is the number to watch.
 # The balanced arm is the run above at step `grpo.balance_steps` when its learning rate is
-# constant after warm-up (then nothing is trained twice).
+# constant after warm-up (then nothing is trained twice), and it and the start score into
+# the sweep's folders below (nor scored twice: the sweep finds their answers there).
 
 # %%
 balance = balance_experiment(config, run)

@@ -243,23 +243,25 @@ def balance_experiment(config: dict, run: Path) -> dict:
     come; each final model, and the start (`at_start`), scores the eval split under GRPO's
     prompt. A model's `majority_share` is the share of its eval answers that are the training
     rows' most frequent label, the one an unbalanced policy collapses onto: an arm drifted
-    towards it only if it answers it more often than the start did."""
+    towards it only if it answers it more often than the start did. The start and a balanced
+    arm that is the main run's checkpoint score into their folders of GRPO's sweep, which scores
+    the same model, split and prompt: whichever comes second finds the answers there."""
     from .metrics import read_predictions
 
     steps = config["grpo"]["balance_steps"]
-    models = {
-        "at_start": start_model("grpo", config, run),
+    arms = {
+        "at_start": (start_model("grpo", config, run), sweep_folder(run, "grpo", 0)),
         "balanced": balanced_arm(config, run, steps),
-        "unbalanced": short_grpo(config, run, steps, False),
+        "unbalanced": (short_grpo(config, run, steps, False), run / "balance" / "unbalanced"),
     }
     counts = json.loads((run / "data" / "grpo_unbalanced" / "prepare_report.json").read_text())
     majority = max(counts["label_counts_before"], key=counts["label_counts_before"].get)
     result = {"start": config["grpo"]["start"], "steps": steps, "seed": config["seed"]}
     result["majority_label"] = majority
     args = score_args(config, run, config["grpo"]["prompt"])
-    for name, model in models.items():
-        result[name] = scored_arm(model, run / "balance" / name, majority, args)
-    predictions = read_predictions(run / "balance" / "unbalanced" / "predictions.jsonl")
+    for name, (model, folder) in arms.items():
+        result[name] = scored_arm(model, folder, majority, args)
+    predictions = read_predictions(arms["unbalanced"][1] / "predictions.jsonl")
     labels = [str(r["pc"]) for r in predictions if r.get("pc") is not None]
     result["eval_labels"] = {str(k): labels.count(str(k)) for k in range(1, 6)}
     return result
@@ -281,16 +283,22 @@ def scored_arm(model: str | Path, out: Path, majority: str, args: dict) -> dict:
     }
 
 
-def balanced_arm(config: dict, run: Path, steps: int) -> Path:
-    """The main GRPO run's checkpoint at `steps` when it trained on balanced labels, has one and
-    its rate is constant after warm-up (`decay: none`): its first `steps` steps are then exactly
-    a `steps`-step run (same start, seed, batches and rates), at no extra cost. Otherwise a
-    separate short run."""
+def balanced_arm(config: dict, run: Path, steps: int) -> tuple[Path, Path]:
+    """The balanced arm's checkpoint and the folder it scores into. The main GRPO run's
+    checkpoint at `steps`, with its sweep folder, when the run trained on balanced labels, has
+    one and its rate is constant after warm-up (`decay: none`): its first `steps` steps are then
+    exactly a `steps`-step run (same start, seed, batches and rates), at no extra cost.
+    Otherwise a separate short run."""
     main = checkpoints(run, "grpo")
-    grpo = config["grpo"]
-    if grpo["balance_labels"] and grpo["decay"] == "none" and steps in main:
-        return main[steps]
-    return short_grpo(config, run, steps, True)
+    if main_run_is_balanced_arm(config["grpo"]) and steps in main:
+        return main[steps], sweep_folder(run, "grpo", steps)
+    return short_grpo(config, run, steps, True), run / "balance" / "balanced"
+
+
+def main_run_is_balanced_arm(grpo: dict) -> bool:
+    """Whether the main GRPO run's first steps are the balance experiment's balanced arm: it
+    trains on balanced labels at a rate that does not depend on the run's length."""
+    return grpo["balance_labels"] and grpo["decay"] == "none"
 
 
 def short_grpo(config: dict, run: Path, steps: int, balance_labels: bool) -> Path:
@@ -338,13 +346,18 @@ def rationale_stage(kind: str, config: dict, run: Path, step: int) -> dict:
     from .metrics import rationale_metrics, read_predictions
     from .videophy2 import load_rows, stated_violations
 
-    folder = run / kind / "sweep" / f"step_{step}"
+    folder = sweep_folder(run, kind, step)
     rows = load_rows(*resolve_source(config, run, "eval"), config["data"]["limit"]).rows
     annotated = {row["id"]: stated_violations(row) for row in rows}
     records = read_predictions(folder / "predictions.jsonl")
     result = {"step": step, **rationale_metrics(records, annotated)}
     (folder / "rationale.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
+
+
+def sweep_folder(run: Path, kind: str, step: int) -> Path:
+    """Where a stage's sweep keeps one step's answers on the eval split."""
+    return run / kind / "sweep" / f"step_{step}"
 
 
 def best_checkpoint(run: Path, kind: str) -> Path:

@@ -268,6 +268,16 @@ def test_cost_model_follows_the_recorded_decode_and_gpu_times(bench, tmp_path):
     assert row["decode_workers_to_feed_all_gpus"] == 16
 
 
+def test_cost_model_counts_a_test_pass_for_each_model_scored_once(bench):
+    from recipe_utils.config import load_config, with_overrides
+
+    full = load_config("full")  # zero-shot, 1 + 6 SFT and 1 + 9 GRPO sweep steps, unbalanced arm
+    assert bench.run.test_passes(full) == 1 + 7 + 10 + 1
+    # a balanced arm that is not the main run's checkpoint is a run of its own, scored once more
+    assert bench.run.test_passes(with_overrides(full, {"grpo.decay": "cosine"})) == 20
+    assert bench.run.test_passes(with_overrides(full, {"grpo.balance_steps": 150})) == 20
+
+
 def test_a_run_without_a_gpu_keeps_the_gpu_figures_on_record(bench, tmp_path):
     no_gpu = {"settings": {}, "results": {}, "summary": [], "skipped": "no CUDA device here"}
     path = tmp_path / "gpu.json"

@@ -238,13 +238,18 @@ def test_balance_experiment_trains_both_arms_alike_and_scores_them(
     assert (result["start"], result["steps"], result["seed"]) == ("sft", 20, config["seed"])
     unbalanced = fake_grpo["grpo_unbalanced"]
     assert unbalanced["balance_labels"] is False and unbalanced["steps"] == 20
+    # the start scores where GRPO's sweep scores its step 0: the sweep finds its answers there
+    assert (pipeline.sweep_folder(tmp_path, "grpo", 0) / "predictions.jsonl").exists()
     if reused:  # the main run's first 20 steps are the balanced arm: nothing retrained
         assert result["balanced"]["checkpoint"] == str(main_run)
         assert list(fake_grpo) == ["grpo_unbalanced"]
+        assert (pipeline.sweep_folder(tmp_path, "grpo", 20) / "predictions.jsonl").exists()
+        assert not (tmp_path / "balance" / "balanced").exists()  # nor scored twice
     else:  # a schedule that depends on the run's length, or unbalanced: a separate run
         balanced = fake_grpo["grpo_balanced"]
         assert balanced["balance_labels"] is True
         assert balanced | {"balance_labels": False} == unbalanced
+        assert (tmp_path / "balance" / "balanced" / "predictions.jsonl").exists()
     assert result["majority_label"] == "4"
     assert result["unbalanced"]["majority_share"] == 1.0
     n = sum(result["eval_labels"].values())
