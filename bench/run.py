@@ -438,16 +438,22 @@ def read_result(results_dir: Path, name: str) -> dict | None:
 
 
 def test_passes(config: dict) -> int:
-    """Times the full profile scores the test split: zero-shot, then each sweep (its start
+    """Times a profile scores the test split: zero-shot, then each sweep (its start
     model as step 0 and every saved checkpoint), then notebook 04's balance experiment: its
     unbalanced arm, and its balanced arm unless that is a checkpoint of the main run (its start
-    is the GRPO sweep's step 0; both score into the sweep's folders)."""
+    is the GRPO sweep's step 0; both score into the sweep's folders). A sweep's step 0 that
+    asks a model scored before the same question takes those answers (`pipeline.start_folder`):
+    SFT's start is the zero-shot model, GRPO's that model or SFT's selected checkpoint."""
     from recipe_utils.pipeline import main_run_is_balanced_arm
 
     sft, grpo = config["sft"], config["grpo"]
     sweeps = (1 + sft["steps"] // sft["save_every"]) + (1 + grpo["steps"] // grpo["save_every"])
     saved = grpo["balance_steps"] % grpo["save_every"] == 0
-    return 1 + sweeps + (1 if main_run_is_balanced_arm(grpo) and saved else 2)
+    benchmark = config["scoring"]["prompt"]
+    asked_before = {sft["prompt"]} | ({benchmark} if grpo["start"] == "base" else set())
+    repeated = (sft["prompt"] == benchmark) + (grpo["prompt"] in asked_before)
+    balance = 1 if main_run_is_balanced_arm(grpo) and saved else 2
+    return 1 + sweeps - repeated + balance
 
 
 def model_seconds(tokens: dict, gpu: dict | None, new_tokens: int) -> tuple[float, str]:

@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 
 from .config import STAGES, NotRunYet, repo_path
-from .scoring import Parallel, Sampling, score_split, sweep_checkpoints
+from .scoring import Parallel, Sampling, adopt_answers, score_split, sweep_checkpoints
 
 GRPO_STARTS = ("base", "sft")  # grpo.start: the base model (the recipe's RL config) or SFT's best
 
@@ -249,8 +249,10 @@ def balance_experiment(config: dict, run: Path) -> dict:
     from .metrics import read_predictions
 
     steps = config["grpo"]["balance_steps"]
+    args = score_args(config, run, config["grpo"]["prompt"])
+    start = start_model("grpo", config, run)
     arms = {
-        "at_start": (start_model("grpo", config, run), sweep_folder(run, "grpo", 0)),
+        "at_start": (start, start_folder("grpo", run, start, args)),
         "balanced": balanced_arm(config, run, steps),
         "unbalanced": (short_grpo(config, run, steps, False), run / "balance" / "unbalanced"),
     }
@@ -258,7 +260,6 @@ def balance_experiment(config: dict, run: Path) -> dict:
     majority = max(counts["label_counts_before"], key=counts["label_counts_before"].get)
     result = {"start": config["grpo"]["start"], "steps": steps, "seed": config["seed"]}
     result["majority_label"] = majority
-    args = score_args(config, run, config["grpo"]["prompt"])
     for name, (model, folder) in arms.items():
         result[name] = scored_arm(model, folder, majority, args)
     predictions = read_predictions(arms["unbalanced"][1] / "predictions.jsonl")
@@ -332,12 +333,27 @@ def sweep_stage(kind: str, config: dict, run: Path) -> dict:
         raise NotRunYet(f"no {kind} checkpoints under {run / kind}; run the training cell first")
     found = {0: start_model(kind, config, run)} | found
     args = score_args(config, run, config[kind]["prompt"])
+    start_folder(kind, run, found[0], args)
     validation = {"source": splits_stage(config, run), "split": "val", "limit": None}
     table = sweep_checkpoints(found, run / kind / "sweep", validation, **args)
     selected = table["selected"]  # the checkpoint best_checkpoint returns
     if config[kind].get("rationale", False) and selected:
         table["rationale"] = rationale_stage(kind, config, run, selected["step"])
     return table
+
+
+def start_folder(kind: str, run: Path, model: str | Path, args: dict) -> Path:
+    """Step 0's folder of a stage's sweep, given the answers of an earlier pass of the run that
+    scored the same model with the same prompt, if one did: SFT starts from the model zero-shot
+    scored (the full profile asks both the benchmark's question), and GRPO from that model or
+    from SFT's selected checkpoint, which SFT's sweep scored (the smoke profile asks both to
+    think first)."""
+    folder = sweep_folder(run, kind, 0)
+    same = {k: args[k] for k in ("source", "split", "prompt_path", "video_settings", "sampling")}
+    for earlier in [run / "zero_shot", *sorted((run / "sft" / "sweep").glob("step_*"))]:
+        if earlier != folder and adopt_answers(earlier, folder, model, **same):
+            break
+    return folder
 
 
 def rationale_stage(kind: str, config: dict, run: Path, step: int) -> dict:

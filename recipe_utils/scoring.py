@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -24,7 +25,7 @@ import numpy as np
 
 from .answers import parse_answer
 from .progress import tqdm
-from .prompts import Prompt
+from .prompts import Prompt, load_prompt
 from .video import Clip, VideoError, load_clip
 from .videophy2 import HUB_ID, build_messages
 
@@ -494,7 +495,26 @@ def bind_output(
     folder that holds only failed rows starts over. Accepted, its failed rows are dropped so
     that the run retries them; refused, nothing in it changes."""
     sampling = sampling or Sampling()
-    inputs = {
+    inputs = _inputs(out_dir, model, source, split, prompt, video_settings, sampling)
+    path, answers = out_dir / OUTPUT_RECORD, out_dir / "predictions.jsonl"
+    if path.exists() and _holds_answers(answers):
+        _refuse_other_inputs(out_dir, json.loads(path.read_text()), inputs, sampling)
+    repair_tail(answers)
+    retry_failed(answers)
+    path.write_text(json.dumps(inputs, indent=2))
+
+
+def _inputs(
+    out_dir: Path,
+    model: str | Path,
+    source: str | Path,
+    split: str | None,
+    prompt: Prompt,
+    video_settings: dict,
+    sampling: Sampling,
+) -> dict:
+    """What `out_dir` records its answers as answers to (`bind_output`)."""
+    return {
         "model": _place(model, out_dir),
         "source": _place(source, out_dir),
         "split": split,
@@ -502,12 +522,36 @@ def bind_output(
         "video": video_settings,
         "sampling": asdict(sampling),
     }
-    path, answers = out_dir / OUTPUT_RECORD, out_dir / "predictions.jsonl"
-    if path.exists() and _holds_answers(answers):
-        _refuse_other_inputs(out_dir, json.loads(path.read_text()), inputs, sampling)
-    repair_tail(answers)
-    retry_failed(answers)
-    path.write_text(json.dumps(inputs, indent=2))
+
+
+def adopt_answers(
+    earlier: Path,
+    out_dir: Path,
+    model: str | Path,
+    source: str | Path,
+    split: str | None,
+    prompt_path: str | Path,
+    video_settings: dict,
+    sampling: Sampling | None = None,
+) -> bool:
+    """Copy the answers of `earlier`, a folder another pass scored, into `out_dir` when they
+    answer what `out_dir` would (the same model, rows, prompt, frames and sampling) and it
+    holds none yet: scoring `out_dir` then resumes with nothing, or only the rows `earlier`
+    lacked, left to do. True when copied."""
+    sampling = sampling or Sampling()
+    record, answers = earlier / OUTPUT_RECORD, earlier / "predictions.jsonl"
+    if _holds_answers(out_dir / "predictions.jsonl") or not record.exists():
+        return False
+    recorded = json.loads(record.read_text())
+    prompt = load_prompt(prompt_path)
+    inputs = _inputs(out_dir, model, source, split, prompt, video_settings, sampling)
+    if not _holds_answers(answers) or not all(
+        _same_input(key, recorded.get(key), now, sampling) for key, now in inputs.items()
+    ):
+        return False
+    ensure_writable(out_dir)
+    shutil.copyfile(answers, out_dir / "predictions.jsonl")
+    return True
 
 
 def _holds_answers(predictions: Path) -> bool:

@@ -272,10 +272,15 @@ def test_cost_model_counts_a_test_pass_for_each_model_scored_once(bench):
     from recipe_utils.config import load_config, with_overrides
 
     full = load_config("full")  # zero-shot, 1 + 6 SFT and 1 + 9 GRPO sweep steps, unbalanced arm
-    assert bench.run.test_passes(full) == 1 + 7 + 10 + 1
+    assert bench.run.test_passes(full) == 1 + 7 + 10 + 1 - 1  # SFT's step 0 is zero-shot's pass
     # a balanced arm that is not the main run's checkpoint is a run of its own, scored once more
-    assert bench.run.test_passes(with_overrides(full, {"grpo.decay": "cosine"})) == 20
-    assert bench.run.test_passes(with_overrides(full, {"grpo.balance_steps": 150})) == 20
+    assert bench.run.test_passes(with_overrides(full, {"grpo.decay": "cosine"})) == 19
+    assert bench.run.test_passes(with_overrides(full, {"grpo.balance_steps": 150})) == 19
+    thinking = full["grpo"]["prompt"]  # SFT asked to think: its step 0 is a pass of its own
+    assert bench.run.test_passes(with_overrides(full, {"sft.prompt": thinking})) == 18
+    smoke = load_config("smoke")  # GRPO's step 0 is SFT's selected step, asked the same
+    sweeps = 1 + 1600 // 400 + 1 + 60 // 20
+    assert bench.run.test_passes(smoke) == 1 + sweeps - 1 + 1
 
 
 def test_a_run_without_a_gpu_keeps_the_gpu_figures_on_record(bench, tmp_path):

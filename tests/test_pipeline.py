@@ -94,7 +94,7 @@ def test_an_unknown_grpo_start_ends_the_command_in_one_line(tmp_path, capsys):
 
 
 def write_predictions(folder: Path, records: list[dict]) -> None:
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(record) + "\n" for record in records)
     (folder / "predictions.jsonl").write_text(text)
 
@@ -190,6 +190,54 @@ def test_a_sweep_selects_on_validation_what_later_stages_start_from(tmp_path, mo
         chosen["best_on_test"]["step"] == 20
         and "published recipe" in chosen["best_on_test"]["note"]
     )
+
+
+@pytest.mark.parametrize("profile_prompts", ["smoke", "full"])
+def test_a_sweeps_start_takes_the_answers_of_the_same_pass_made_earlier(
+    tmp_path, monkeypatch, profile_prompts
+):
+    """Smoke: GRPO starts from SFT's selected checkpoint and asks SFT's question, so its step 0
+    is SFT's sweep answers. Full: SFT starts from the model zero-shot scored and asks the
+    benchmark's question, so its step 0 is the zero-shot answers. Neither is scored again."""
+    prompts = {"sft.prompt": load_config("full")["sft"]["prompt"]}
+    config = load_config(
+        "smoke",
+        {"data.synthetic.n_train": 40, "data.synthetic.n_test": 6, "data.val_fraction": 0.2}
+        | {"model.name": "org/model"}
+        | (prompts | {"sft.rationale": False} if profile_prompts == "full" else {}),
+    )
+    fake_checkpoint(tmp_path, "sft", 10)
+    fake_checkpoint(tmp_path, "grpo", 5)
+    scored = []
+
+    def fake_score_split(model, source, split, out_dir, prompt_path, video_settings, **kwargs):
+        out_dir, sampling = Path(out_dir), kwargs.get("sampling")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        prompt = scoring.load_prompt(prompt_path)
+        scoring.bind_output(out_dir, model, source, split, prompt, video_settings, sampling)
+        if not (out_dir / "predictions.jsonl").exists():  # what resuming leaves to score
+            scored.append(str(out_dir.relative_to(tmp_path)))
+            rows = load_rows(source, split, kwargs.get("limit")).rows
+            answers = [
+                {"id": r["id"], "pc": r["pc"], "pred": r["pc"], "raw": [answer_text(r["pc"])]}
+                for r in rows
+            ]
+            write_predictions(out_dir, answers)
+        return out_dir / "predictions.jsonl"
+
+    monkeypatch.setattr(scoring, "score_split", fake_score_split)
+    monkeypatch.setattr(pipeline, "score_split", fake_score_split)
+    pipeline.zero_shot_stage(config, tmp_path)
+    pipeline.sweep_stage("sft", config, tmp_path)
+    pipeline.sweep_stage("grpo", config, tmp_path)
+
+    repeated = {"smoke": ("grpo/sweep/step_0", "sft/sweep/step_10"),
+                "full": ("sft/sweep/step_0", "zero_shot")}[profile_prompts]  # fmt: skip
+    assert repeated[0] not in scored and repeated[1] in scored
+    answers = [(tmp_path / folder / "predictions.jsonl").read_text() for folder in repeated]
+    assert answers[0] == answers[1]
+    others = {"zero_shot", "sft/sweep/step_0", "sft/sweep/step_10", "grpo/sweep/step_0"}
+    assert set(scored) >= others - {repeated[0]} | {"grpo/sweep/step_5"}
 
 
 @pytest.fixture

@@ -384,6 +384,38 @@ def test_an_output_folder_refuses_other_inputs_only_once_it_holds_answers(tmp_pa
                                                          "sampling": Sampling(seed=2)})  # fmt: skip
 
 
+def test_answers_to_the_same_question_are_adopted_and_to_another_are_not(tmp_path):
+    """A sweep's step 0 often repeats a pass the run made: its folder takes those answers, and
+    only answers to the same model, rows, prompt, frames and sampling."""
+    model, clips = tmp_path / "model", tmp_path / "clips"
+    prompt = PROMPTS_DIR / "video_reward.yaml"
+    earlier = tmp_path / "zero_shot"
+    earlier.mkdir()
+    scoring.bind_output(earlier, model, clips, None, load_prompt(prompt), VIDEO, Sampling())
+    lines = "".join(json.dumps({"id": i, "pred": 3}) + "\n" for i in ("a", "b"))
+    (earlier / "predictions.jsonl").write_text(lines)
+    same = dict(source=clips, split=None, prompt_path=prompt, video_settings=VIDEO)
+
+    def adopt(out, **changed):
+        return scoring.adopt_answers(earlier, tmp_path / out, **{"model": model, **same, **changed})
+
+    thinking = PROMPTS_DIR / "video_reward_with_thinking.yaml"
+    assert not adopt("other_model", model=tmp_path / "checkpoint")
+    assert not adopt("other_prompt", prompt_path=thinking)
+    assert not adopt("other_frames", video_settings={**VIDEO, "fps": 2})
+    assert not adopt("other_sampling", sampling=Sampling(seed=2))
+    assert not any(
+        (tmp_path / f"other_{k}").exists() for k in ("model", "prompt", "frames", "sampling")
+    )
+    assert adopt("sweep/step_0")
+    adopted = tmp_path / "sweep" / "step_0"
+    assert (adopted / "predictions.jsonl").read_text() == lines
+    scoring.bind_output(adopted, model, clips, None, load_prompt(prompt), VIDEO, Sampling())
+    (adopted / "predictions.jsonl").write_text(json.dumps({"id": "a", "pred": 5}) + "\n")
+    assert not adopt("sweep/step_0")  # a folder with answers of its own keeps them
+    assert read_predictions(adopted / "predictions.jsonl")[0]["pred"] == 5
+
+
 def test_a_moved_run_resumes_and_lists_clips_where_they_are_now(tiny_model, tmp_path):
     """The folder of clips and its scores moved together: nothing is scored again, clips removed
     since leave the outputs (their line stays), and the lists name the clips' new paths."""
