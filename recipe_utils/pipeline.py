@@ -270,7 +270,7 @@ def balance_experiment(config: dict, run: Path) -> dict:
 
 def scored_arm(model: str | Path, out: Path, majority: str, args: dict) -> dict:
     """One model of the balance experiment scored on the eval split into `out`: its answers'
-    histogram, the share that is `majority`, its accuracy and Pearson r."""
+    histogram, the share that is `majority`, its accuracy and Pearson r with their intervals."""
     from .metrics import evaluate
 
     metrics = evaluate(score_split(model, out_dir=out, **args), out / "metrics.json")
@@ -279,8 +279,7 @@ def scored_arm(model: str | Path, out: Path, majority: str, args: dict) -> dict:
         "checkpoint": str(model),
         "eval_histogram": histogram,
         "majority_share": histogram[majority] / max(1, sum(histogram.values())),
-        "accuracy": metrics["accuracy"],
-        "pearson": metrics["pearson"],
+        **{k: metrics[k] for k in ("accuracy", "accuracy_ci", "pearson", "pearson_ci")},
     }
 
 

@@ -313,7 +313,7 @@ def selection(metrics: dict) -> str:
         f"{fmt(selected['val']['pearson'])}; the numbers below are its test scores"
     )
     if on_test is None or on_test["step"] == selected["step"]:
-        line += " (the best step on test is the same one)."
+        line += " (the best trained step on test is the same one)."
     else:
         line += (
             f". Chosen on test instead, as the published recipe chooses, step {on_test['step']} "
@@ -338,6 +338,21 @@ def _last_saved(metrics: dict) -> str:
     return (
         f" It is the last step saved, and {by} was still rising ({fmt(before[by])} at step "
         f"{before['step']}, {fmt(last[by])} at {last['step']}): a longer run might do better."
+    )
+
+
+def against_start(metrics: dict) -> str | None:
+    """How many trained checkpoints scored above the model they started from (the sweep's step
+    0, never selected) on test r: a selection among trained steps cannot show that none did."""
+    steps = metrics.get("steps", [])
+    start = next((s for s in steps if s["step"] == 0 and s.get("pearson") is not None), None)
+    trained = [s for s in steps if s["step"] > 0 and s.get("pearson") is not None]
+    if start is None or not trained:
+        return None
+    above = sum(s["pearson"] > start["pearson"] for s in trained)
+    return (
+        f"On test, {above} of {len(trained)} trained checkpoints scored a higher r than their "
+        f"start (step 0: r {fmt(start['pearson'])})."
     )
 
 
@@ -423,6 +438,13 @@ def balance_findings(experiment: dict) -> list[str]:
         )
         + ".",
     ]
+    arms = [(name, experiment[name]) for name in ("unbalanced", "balanced")]
+    if all(arm.get("pearson_ci") for _, arm in arms):  # recorded since 2026-11-27
+        held_out = [
+            compare(*(v for name, arm in arms for v in (name, arm[key], arm[f"{key}_ci"])))
+            for key in ("accuracy", "pearson")
+        ]
+        lines.append(f"Held out, accuracy: {held_out[0]}; r: {held_out[1]}.")
     if beyond_noise(unbalanced, balanced) and beyond_noise(unbalanced, start):
         return lines + [
             f"Without balancing the policy drifted towards {label}, as the recipe warns."
@@ -455,6 +477,7 @@ def grpo(metrics: dict, synthetic: bool) -> list[str]:
         f"({fmt(metrics['reward_first'])} at the start, "
         f"{fmt(metrics['reward_last'])} at the end): the policy learned nothing from it.",
         selection(metrics),
+        *filter(None, [against_start(metrics)]),
         "On held-out clips, Pearson r: "
         + compare(
             f"GRPO step {best['step']}",
@@ -627,13 +650,20 @@ def seed_lines(record: dict, systems: dict[str, dict], seed: int) -> list[str]:
         sign = (
             "below" if all(g < 0 for g in gains) else "above" if all(g > 0 for g in gains) else ""
         )
-        lines.append(
-            "GRPO minus SFT r, seed by seed: "
-            + ", ".join(f"{gain:+.3f}" for gain in gains)
-            + (f": GRPO's r was {sign} SFT's on every seed" if sign and len(gains) > 1 else "")
-            + ". A difference between two settings smaller than the seed-to-seed spread is "
-            "not evidence either way."
-        )
+        line = "GRPO minus SFT r, seed by seed: " + ", ".join(f"{g:+.3f}" for g in gains)
+        if sign and len(gains) > 1:
+            line += (
+                f": GRPO's r was {sign} SFT's on every seed. Each seed compares the two on the "
+                f"same run, so the sign is the evidence: if GRPO changed nothing, all "
+                f"{len(gains)} would agree by chance {2 * 0.5 ** len(gains):.0%} of the time "
+                "(a sign test), consistent but weak evidence from so few seeds."
+            )
+        else:
+            line += (
+                ". The seeds disagree on the sign: a difference between the two smaller than "
+                "the seed-to-seed spread is not evidence either way."
+            )
+        lines.append(line)
     return lines
 
 

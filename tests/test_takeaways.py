@@ -58,7 +58,9 @@ def balance_experiment(balanced_fours: int, unbalanced_fours: int, start_fours: 
             "eval_histogram": {"1": 0, "2": 0, "3": 120 - n, "4": n, "5": 0, "none": 0},
             "majority_share": n / 120,
             "accuracy": 0.25 + n / 1200,
+            "accuracy_ci": [0.17 + n / 1200, 0.33 + n / 1200],
             "pearson": 0.5,
+            "pearson_ci": [0.4 - n / 1200, 0.6 - n / 1200],
         }
         for name, n in fours.items()
     }
@@ -141,6 +143,8 @@ def test_grpo_says_what_the_policy_learned_and_what_balancing_did(tmp_path):
     assert "Accuracy / Pearson r on the eval clips: unbalanced 0.308 / 0.500, balanced" in shown
     assert "drifted towards 4" in shown
     assert "The mean reward (of 2: accuracy plus format) rose from 0.410 to 0.630" in shown
+    assert "Held out, accuracy: unbalanced 0.308 [0.228, 0.388] vs balanced 0.271" in shown
+    assert "within noise; r: unbalanced 0.500 [0.342, 0.542] vs balanced 0.500" in shown
 
 
 BALANCE_VERDICTS = (
@@ -160,6 +164,17 @@ def test_balance_findings_count_a_difference_only_beyond_noise(
 ):
     shown = " ".join(balance_findings(balance_experiment(balanced, unbalanced, start)))
     assert [phrase in shown for phrase in BALANCE_VERDICTS] == [i == expected for i in range(4)]
+
+
+def test_grpo_says_how_many_checkpoints_beat_their_start_on_test(tmp_path):
+    """Step 0 is never selected, so only this line tells that no GRPO step beat its start."""
+    sweep = [{"step": 0, "pearson": 0.685}, {"step": 20, "pearson": 0.594}]
+    sweep += [{"step": 40, "pearson": 0.70}, {"step": 60, "pearson": None}]
+    shown = text(tmp_path, "04_grpo", GRPO | {"steps": sweep})
+    assert "On test, 1 of 2 trained checkpoints scored a higher r than their start (step 0: r" in (
+        shown
+    )
+    assert "trained checkpoints" not in text(tmp_path / "none", "04_grpo", GRPO)  # no sweep
 
 
 def test_grpo_worse_than_sft_says_so(tmp_path):
@@ -362,7 +377,7 @@ def test_the_reported_step_is_the_one_selected_on_validation(tmp_path):
     assert "SFT step 1200 Pearson r 0.766" in shown
     assert "as the published recipe chooses, step 1600 would report r 0.810" in shown
     same = text(tmp_path / "same", "03_sft", metrics | chosen(sft_metrics()))
-    assert "the best step on test is the same one" in same and "1600" not in same
+    assert "the best trained step on test is the same one" in same and "1600" not in same
 
 
 def spread(mean, sd, low, high):
@@ -413,13 +428,14 @@ def test_a_seed_record_of_the_same_settings_puts_the_run_against_the_seed_spread
     for system, r, where in (("zero-shot", 0.2, "outside"), ("SFT", 0.72, "inside")):
         assert f"\n  - {system}: accuracy" in closing
         assert f"r 0.740 ± 0.030 (0.700-0.750), this run {r:.3f} {where}" in closing
-    assert "GRPO minus SFT r, seed by seed: +0.040, -0.010, +0.030. A difference" in closing
+    assert "GRPO minus SFT r, seed by seed: +0.040, -0.010, +0.030. The seeds disagree" in closing
 
 
 def test_grpo_below_sft_on_every_seed_is_said(tmp_path, seed_record):
     seed_record(gains={"0": -0.091, "1": -0.083, "2": -0.026})
     closing = text(tmp_path, "05_results", results_metrics(0.2, 0.72, 0.8))
     assert "-0.091, -0.083, -0.026: GRPO's r was below SFT's on every seed." in closing
+    assert "all 3 would agree by chance 25% of the time (a sign test)" in closing
 
 
 def test_a_run_of_a_recorded_seed_says_whether_it_reproduces_the_record(tmp_path, seed_record):
