@@ -98,8 +98,9 @@ for column in ("model_name", "category", "is_hard"):
 # %% [markdown]
 # ## The constant-"4" predictor
 # Training labels bunch at 4. A model that always answers the most frequent training label
-# already scores this well on the evaluation split; a scorer is only useful above it, and its
-# correlation is undefined (a constant has no ranking), which is why the course reports Pearson r.
+# already scores this well on the evaluation split; a scorer is only useful above it. Accuracy
+# alone would let such a constant look respectable; its correlation is undefined (a constant
+# ranks no clip above another), so the course reports Pearson r beside accuracy.
 
 # %%
 counts = label_counts(train)
@@ -148,15 +149,19 @@ else:
     print("headless run: the clips above play as they are (set INTERACTIVE = True to browse more)")
 
 # %% [markdown]
-# ## Balancing labels (used before GRPO)
+# ## Balancing labels
 # Every `pc` value is resampled to `len(dataset) // n_labels` rows: frequent labels are
-# down-sampled, rare ones up-sampled with replacement, seeded and shuffled. The recipe found that
+# down-sampled, rare ones up-sampled with replacement, seeded and shuffled. Shown here on the
+# whole train split; each stage balances the rows it trains on (SFT's in notebook 03, GRPO's pool
+# in notebook 04), so their counts differ from these. The recipe found that
 # without it a policy trained by reward learns that answering 4 pays most of the time; notebook
 # 04 tests that on this run.
 
 # %%
 balanced = balance_labels(train, seed=config["seed"])
-fig = plots.label_counts_before_after(balanced.before, balanced.after)
+fig = plots.label_counts_before_after(
+    balanced.before, balanced.after, "Label balancing, the whole train split"
+)
 plots.save_figure(fig, out / "balanced_labels.png")
 print("before:", balanced.before, "after:", balanced.after, "absent:", balanced.absent)
 

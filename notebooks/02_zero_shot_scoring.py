@@ -113,7 +113,9 @@ pd.Series({k: metrics[k] for k in (*keys, "parse_failure_rate")}).to_frame("zero
 # The recipe scores at `fps: 16` with `total_pixels`, a budget for the *whole clip*: a long clip
 # gets smaller frames, so every clip fits the context while fast events (a ball passing through
 # a wall in a few frames) are still sampled. It trains at `fps: 1` with `max_pixels`, a cap *per
-# frame*: few, sharper frames keep each training example cheap. This profile's values are in the
+# frame*: one frame a second, none above 81,920 pixels, keeps each training example cheap
+# (the frames are smaller than scoring's unless the clip is long enough for the budget to
+# shrink those below the cap). This profile's values are in the
 # table below, next to the recipe's; it counts one clip of this run under each setting, with the
 # processor the model uses: the course's synthetic clips are small (no budget shrinks them), so
 # the same clip enlarged to a VideoPhy-2 frame size shows what the budgets trade.

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -29,7 +31,9 @@
 #   list (the published recipe fine-tunes a model that can already reason, on bare scores);
 # - what the loss is computed on (the assistant's turn only: its reasoning, if any, and the
 #   score) and what the recipe's video settings are for training (1 fps, 81,920 pixels per
-#   frame) versus scoring (16 fps, a clip budget);
+#   frame) versus scoring (16 fps, a clip budget; notebook 02 counts both on a clip). Each
+#   conversation's video entry carries its frame settings; `min_pixels` (3,136 = four merged
+#   28x28 patches) is the floor below which no frame is shrunk;
 # - why the smoke profile balances the labels for SFT too: a model that starts from nothing
 #   answers the most frequent label ("4") for a long time on the imbalanced split, while on
 #   balanced data it learns the whole scale in the same number of steps (the published recipe
@@ -84,7 +88,10 @@ print(
     f"{len(dataset)} training conversations; pc counts in SFT's rows "
     f"{report['label_counts_before']}, in the training set {report['label_counts_after']}"
 )
-json.loads(dataset[0]["conversations"])
+conversation = json.loads(dataset[0]["conversations"])
+print("The loss is computed on the assistant's turn only (train.assistant_labels):")
+print(conversation[-1]["content"])
+conversation
 
 # %% [markdown]
 # ## Train

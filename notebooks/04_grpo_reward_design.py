@@ -135,7 +135,9 @@ print(
     f"{report['rows_out']} GRPO prompts, balanced from {report['rows_in']} train rows: "
     f"{report['partition']['grpo_pool']}"
 )
-fig = plots.label_counts_before_after(report["label_counts_before"], report["label_counts_after"])
+fig = plots.label_counts_before_after(
+    report["label_counts_before"], report["label_counts_after"], "Label balancing of GRPO's pool"
+)
 plots.save_figure(fig, out / "balanced_labels.png")
 
 # %% [markdown]

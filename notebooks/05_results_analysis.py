@@ -93,8 +93,9 @@ plots.save_figure(fig, out / "correlation_bars.png")
 # Checkpoint choice depends on the metric: accuracy and correlation need not peak together, nor
 # validation (dotted) and evaluation (solid). Each trained stage has its own panel and step axis
 # (the stages differ in length), with the step it selected on validation ringed. GRPO's step 0 is
-# the checkpoint it started from, scored with the GRPO prompt, so it need not match the SFT
-# point of that checkpoint.
+# the model it started from, asked GRPO's question: in the smoke profile SFT's selected
+# checkpoint under SFT's own prompt, so the very point of SFT's panel (its answers are reused);
+# in the full profile the base model under the thinking prompt, which zero-shot did not ask.
 
 # %%
 curves, selected_steps = sweep_curves(run)
@@ -157,7 +158,7 @@ for column in ("model_name", "category", "is_hard"):
 
 # %%
 best = better_on_validation(run)  # the trained stage with the higher validation r
-fig = plots.expected_vs_sampled(by_system[best])
+fig = plots.expected_vs_sampled(by_system[best], SYSTEMS[best])
 plots.save_figure(fig, out / "expected_vs_sampled.png")
 readable(
     pd.DataFrame(
@@ -194,14 +195,15 @@ Gallery(
 # the higher validation r scores a folder of clips that come with no labels, ranks them
 # (`ranking.csv`, and `report.html` best first) and keeps those above a bar (`kept.txt`,
 # `dropped.txt`). The same from a shell:
-# `python -m recipe_utils score --model CHECKPOINT --source DIR --out OUT --keep-above 3`.
+# `python -m recipe_utils score --model CHECKPOINT --source DIR --out OUT --keep-above 3.5`.
 # On the smoke profile the folder holds newly rendered synthetic clips in two subfolders that
 # reuse file names, as generators' folders do; on the full profile, a list of test-split videos
 # (downloaded by notebook 02) without their labels: no checkpoint trained on them.
 
 # %%
-KEEP_ABOVE = 3.0  # keep clips whose expected score (or answer) is above this: an answer 3
-# with an expected score of 3.0003 is kept, one of 2.99 is not
+KEEP_ABOVE = 3.5  # keep clips whose expected score (or answer) is above this. Between two
+# answers: an answer's expected score sits near it, so a bar on an answer (3) would split the
+# clips answered 3 by a sliver of probability, one at 3.0003 kept and one at 2.9997 not
 N_CLIPS = 16  # clips scored here
 critic = better_on_validation(run)  # chosen on validation, like every checkpoint here
 own = out / "own_clips"
@@ -222,9 +224,11 @@ kept = (own / "scores" / "kept.txt").read_text().splitlines()
 ranking = pd.read_csv(own / "scores" / "ranking.csv")
 ranking["clip"] = [relative_clip(clip, clips) for clip in ranking["clip"]]
 on_validation = ", ".join(f"{k.upper()} {fmt(r)}" for k, r in validation_pearsons(run).items())
+near = int((ranking["score"] - KEEP_ABOVE).abs().lt(0.05).sum())
 print(
     f"the selected {critic.upper()} checkpoint (validation r: {on_validation}) keeps "
-    f"{len(kept)} of {len(ranking)} clips"
+    f"{len(kept)} of {len(ranking)} clips above {KEEP_ABOVE}; {near} scored within 0.05 of "
+    "that bar, where the decision rests on a sliver of probability"
 )
 ranking.drop(columns="id").head(8)
 

@@ -126,8 +126,8 @@ def label_by_group(rows: Sequence[Mapping[str, Any]], column: str) -> Figure:
     names = sorted(groups)
     means = [float(np.mean(groups[name])) for name in names]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(names) + 2), 4), layout="constrained")
-    bars = ax.bar(names, means, color=run_color(0), label="mean pc of the group")
-    ax.bar_label(bars, labels=[f"n={len(groups[name])}" for name in names], fontsize=8)
+    ticks = [f"{name}\n(n={len(groups[name])})" for name in names]  # clear of the mean's line
+    ax.bar(ticks, means, color=run_color(0), label="mean pc of the group")
     overall = float(np.mean(scores))
     ax.axhline(overall, color=LABEL_COLOR, linestyle=REFERENCE_LINESTYLE, label="all videos")
     ax.set_ylim(0, 5.5)
@@ -139,7 +139,9 @@ def label_by_group(rows: Sequence[Mapping[str, Any]], column: str) -> Figure:
     return fig
 
 
-def label_counts_before_after(before: Mapping[int, int], after: Mapping[int, int]) -> Figure:
+def label_counts_before_after(
+    before: Mapping[int, int], after: Mapping[int, int], title: str = "Label balancing"
+) -> Figure:
     """``pc`` counts before and after label balancing, as grouped bars."""
     series = [("before balancing", _by_label(before)), ("after balancing", _by_label(after))]
     offsets, width = _bar_positions(len(series))
@@ -154,7 +156,7 @@ def label_counts_before_after(before: Mapping[int, int], after: Mapping[int, int
         )
         ax.bar_label(bars, fontsize=7)
     ax.set_xticks(np.arange(len(SCORES)), [str(score) for score in SCORES])
-    ax.set_title("Label balancing for GRPO")
+    ax.set_title(title)
     ax.set_xlabel("pc score")
     ax.set_ylabel("videos")
     ax.legend()
@@ -377,7 +379,7 @@ def slice_bars(named: Mapping[str, Mapping[str, Any]], column: str) -> Figure:
     return fig
 
 
-def expected_vs_sampled(records: Sequence[Mapping[str, Any]]) -> Figure:
+def expected_vs_sampled(records: Sequence[Mapping[str, Any]], name: str = "") -> Figure:
     """Expected score (probability-weighted) against the sampled answer, coloured by label pc.
 
     The sampled answers are jittered sideways so that the many points on each integer stay
@@ -398,7 +400,8 @@ def expected_vs_sampled(records: Sequence[Mapping[str, Any]]) -> Figure:
     ax.plot([1, 5], [1, 5], color=LABEL_COLOR, linestyle=REFERENCE_LINESTYLE, label="equal")
     skipped = len(records) - len(drawn)
     note = f"; {skipped} lack an answer or expected score" if skipped else ""
-    ax.set_title(f"Expected score vs sampled answer ({len(drawn)} videos{note})")
+    whose = f": {name}" if name else ""
+    ax.set_title(f"Expected score vs sampled answer{whose} ({len(drawn)} videos{note})")
     ax.set_xlabel("sampled answer (parsed)")
     ax.set_ylabel("expected score (from 1..5 token probabilities)")
     ax.set_xticks(SCORES)
@@ -579,8 +582,8 @@ def _draw_reward(ax: Axes, log: Sequence[Mapping[str, Any]]) -> None:
         stds = np.array([e["reward_std"] for e in with_std], dtype=float)
         band = {"color": run_color(0), "alpha": 0.2, "label": "reward_mean +- reward_std"}
         ax.fill_between(steps, means - stds, means + stds, **band)
-    if ax.lines:
-        ax.legend(fontsize=8)
+    if ax.lines:  # below the panel: the curves fill it
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     else:
         ax.text(0.5, 0.5, "rewards not logged", ha="center", va="center", transform=ax.transAxes)
     ax.set_title("Reward")
@@ -605,19 +608,28 @@ def reward_curves(log: Sequence[Mapping[str, Any]]) -> Figure:
 
 
 def _draw_shares(ax: Axes, log: Sequence[Mapping[str, Any]]) -> None:
-    """Zero-spread groups (no signal) and clipped completion tokens (no gradient), per step."""
-    for index, key in enumerate(("zero_spread_share", "clipped_share")):
-        steps, values = _series(log, key)
-        if steps:
-            ax.plot(steps, values, color=run_color(index), label=key)
-    if ax.lines:
+    """Zero-spread groups (no signal) on a 0..1 axis, and clipped completion tokens (no
+    gradient) on an axis of their own, in percent: a share of a few tenths of a percent is
+    flat on the first."""
+    ax.set_title("What a step could not learn from")
+    ax.set_xlabel("step")
+    ax.set_ylabel("share of groups with no reward spread")
+    ax.set_ylim(-0.05, 1.05)
+    steps, values = _series(log, "zero_spread_share")
+    if steps:
+        ax.plot(steps, values, color=run_color(0), label="zero_spread_share")
+    clipped_steps, clipped = _series(log, "clipped_share")
+    if clipped_steps:
+        right = ax.twinx()
+        percent = [100 * value for value in clipped]
+        right.plot(clipped_steps, percent, color=run_color(1), label="clipped_share (right, %)")
+        right.set_ylim(0, max(max(percent) * 1.15, 0.1))
+        right.set_ylabel("clipped tokens (%)")
+        ax.legend(handles=ax.lines + right.lines, fontsize=8, loc="upper right")
+    elif ax.lines:
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "shares not logged", ha="center", va="center", transform=ax.transAxes)
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_title("What a step could not learn from")
-    ax.set_xlabel("step")
-    ax.set_ylabel("share")
 
 
 def dense_reward(reward_fn: Callable[[str, str], float]) -> Figure:

@@ -249,7 +249,8 @@ def dataset_tour(metrics: dict, synthetic: bool) -> list[str]:
         f"{fmt(metrics['majority_baseline_accuracy'])} on the evaluation split. A scorer is "
         "useful only above that bar, and only if it also ranks clips (Pearson r > 0).",
         f"Balancing resamples every label to {next(iter(metrics['balanced_counts'].values()))} "
-        "rows, so a policy trained by reward cannot win by always answering the frequent label.",
+        "rows of the whole train split (each stage balances the rows it trains on), so a policy "
+        "trained by reward cannot win by always answering the frequent label.",
     ]
     return lines + ([SYNTHETIC_DATA_NOTE] if synthetic else [])
 

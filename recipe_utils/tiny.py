@@ -15,6 +15,7 @@ import yaml
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from .prompts import PROMPTS_DIR
+from .video import MIN_PIXELS
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -73,9 +74,8 @@ VISION_SIZES = dict(
 # learns only the label prior (it cannot even memorise 64 clips in 300 steps); at 0.1 it
 # memorises them in under 100 steps.
 INIT_STD = 0.1
-# Smallest and largest frame areas the tiny processor accepts; frames are resized by
-# recipe_utils.video before they reach it, so these only guard against misuse.
-MIN_PIXELS = 28 * 28 * 4
+# Largest frame area the tiny processor accepts (the smallest: video.MIN_PIXELS); frames are
+# resized by recipe_utils.video before they reach it, so these only guard against misuse.
 MAX_PIXELS = 8192 * 28 * 28
 
 

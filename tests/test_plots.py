@@ -61,8 +61,9 @@ def assert_labelled(fig: matplotlib.figure.Figure, legend: bool) -> None:
     assert axes
     has_suptitle = fig._suptitle is not None and fig._suptitle.get_text()
     for ax in axes:
+        twins = ax.get_shared_x_axes().get_siblings(ax)  # a right-hand axis shares its x label
         assert ax.get_title() or ax.get_title(loc="left") or has_suptitle
-        assert ax.get_xlabel()
+        assert any(twin.get_xlabel() for twin in twins)
         assert ax.get_ylabel()
     if legend:
         assert any(ax.get_legend() is not None for ax in axes) or fig.legends
@@ -93,6 +94,8 @@ def test_label_by_group_draws_one_bar_per_value(column):
     assert_labelled(fig, legend=True)
     n_values = len({row[column] for row in ROWS})
     assert len(fig.axes[0].patches) == n_values
+    ticks = [tick.get_text() for tick in fig.axes[0].get_xticklabels()]  # counts below the bars
+    assert sum(int(t.split("(n=")[1].rstrip(")")) for t in ticks) == len(ROWS)
 
 
 def test_label_counts_before_after_accepts_json_string_keys():
@@ -244,11 +247,13 @@ def test_reward_curves_four_panels():
     ]
     fig = plots.reward_curves(log)
     assert_labelled(fig, legend=True)
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 5  # four panels, the last with a right axis for clipped tokens
     assert len(fig.axes[0].collections) == 1  # the +-std band
-    shares = {line.get_label(): list(line.get_ydata()) for line in fig.axes[3].lines}
-    assert shares["clipped_share"] == [0.02 * step for step in range(10)]
-    assert shares["zero_spread_share"] == [0.25] * 10
+    (groups,), (clipped,) = fig.axes[3].lines, fig.axes[4].lines
+    assert list(groups.get_ydata()) == [0.25] * 10 and fig.axes[3].get_ylim()[1] > 1
+    assert list(clipped.get_ydata()) == pytest.approx([2.0 * step for step in range(10)])
+    assert fig.axes[4].get_ylim()[1] == pytest.approx(18 * 1.15)  # its own scale, in percent
+    assert len(fig.axes[3].get_legend().get_texts()) == 2
 
 
 def test_reward_curves_with_missing_keys_says_not_logged():
@@ -293,6 +298,7 @@ def test_expected_vs_sampled_counts_undrawn_records():
     ax = fig.axes[0]
     assert sum(len(c.get_offsets()) for c in ax.collections) == 20
     assert "2 lack an answer or expected score" in ax.get_title()
+    assert ": GRPO (" in plots.expected_vs_sampled(records, "GRPO").axes[0].get_title()
 
 
 def test_save_figure_writes_png_and_creates_folder(tmp_path):
