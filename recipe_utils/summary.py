@@ -193,7 +193,10 @@ def write_summary(run: Path, systems: dict[str, dict], synthetic: bool) -> tuple
         "## Chosen on the evaluation split instead (the published recipe's way; optimistic)\n\n"
         + markdown_table(
             [
-                {"system": f"{kind.upper()} best on test", **summary[kind]["best_on_test"]}
+                {
+                    "system": f"{kind.upper()} trained step best on test",
+                    **summary[kind]["best_on_test"],
+                }
                 for kind in on_test
                 if summary[kind]["best_on_test"]
             ],

@@ -62,7 +62,7 @@ def test_the_best_step_on_test_is_only_beside_the_selected_one_and_labelled(tmp_
     ours, on_test = md.read_text().split("## Published")[0].split("## Chosen on the evaluation")
     assert "0.812" not in ours
     assert "the published recipe's way; optimistic" in on_test
-    assert "| SFT best on test | 60 | 0.600 | 0.812 |" in on_test
+    assert "| SFT trained step best on test | 60 | 0.600 | 0.812 |" in on_test
 
 
 def test_disagreements_put_the_widest_spread_first():
