@@ -34,10 +34,10 @@
 #   frame) versus scoring (16 fps, a clip budget; notebook 02 counts both on a clip). Each
 #   conversation's video entry carries its frame settings; `min_pixels` (3,136 = four merged
 #   28x28 patches) is the floor below which no frame is shrunk;
-# - why the smoke profile balances the labels for SFT too: a model that starts from nothing
-#   answers the most frequent label ("4") for a long time on the imbalanced split, while on
-#   balanced data it learns the whole scale in the same number of steps (the published recipe
-#   fine-tunes a model that already knows the scale, on the labels as they come);
+# - why the smoke profile balances SFT's labels (`sft.balance_labels`), where the recipe
+#   trains on them as they come: on the labels as they come the tiny model's SFT came out
+#   stronger on two seeds of three and left GRPO (notebook 04) too little to learn on one, its
+#   policy starting near the reward ceiling (bench/README.md, session 21);
 # - how to choose a checkpoint: score every checkpoint and look at accuracy *and* correlation,
 #   which do not always peak at the same step (the published SFT curve peaks at step 60 for r
 #   and step 100 for accuracy);

@@ -625,7 +625,8 @@ def _draw_shares(ax: Axes, log: Sequence[Mapping[str, Any]]) -> None:
         right.plot(clipped_steps, percent, color=run_color(1), label="clipped_share (right, %)")
         right.set_ylim(0, max(max(percent) * 1.15, 0.1))
         right.set_ylabel("clipped tokens (%)")
-        ax.legend(handles=ax.lines + right.lines, fontsize=8, loc="upper right")
+        below = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncol": 2}
+        ax.legend(handles=ax.lines + right.lines, fontsize=8, **below)
     elif ax.lines:
         ax.legend(fontsize=8)
     else:

@@ -58,8 +58,8 @@ class Conversations:
         self.processor = processor
         self._texts = list(load_conversations(path)["conversations"])
         self.conversations = [json.loads(c) for c in self._texts]
-        # keyed by the conversation's text: a label balanced by up-sampling repeats rows (about
-        # one in five of smoke SFT's), and a repeated row is encoded once
+        # keyed by the conversation's text: balancing labels up-samples the rare ones, which
+        # repeats rows, and a repeated row is encoded once
         self._encoded: dict[str, dict[str, torch.Tensor]] = {}
 
     def __len__(self) -> int:
