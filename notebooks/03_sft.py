@@ -63,7 +63,13 @@ from recipe_utils.metrics import (
     majority_baseline,
     read_predictions,
 )
-from recipe_utils.pipeline import dataset_stage, resolve_source, sweep_stage, train_stage
+from recipe_utils.pipeline import (
+    dataset_stage,
+    resolve_source,
+    sweep_folder,
+    sweep_stage,
+    train_stage,
+)
 from recipe_utils.takeaways import is_synthetic, sft_step_zero, what_this_run_showed
 from recipe_utils.train import read_log
 from recipe_utils.videophy2 import load_conversations, load_rows
@@ -140,7 +146,7 @@ pd.DataFrame(sweep["steps"]).set_index("step")
 # %%
 after = {
     r["id"]: r
-    for r in read_predictions(run / "sft" / "sweep" / f"step_{selected_step}" / "predictions.jsonl")
+    for r in read_predictions(sweep_folder(run, "sft", selected_step) / "predictions.jsonl")
 }
 before = read_predictions(run / "zero_shot" / "predictions.jsonl")
 rows = {r["id"]: r for r in load_rows(*resolve_source(config, run, "eval")).rows}
@@ -160,7 +166,7 @@ Gallery(
 
 # %%
 selected_metrics = json.loads(
-    (run / "sft" / "sweep" / f"step_{selected_step}" / "metrics.json").read_text()
+    (sweep_folder(run, "sft", selected_step) / "metrics.json").read_text()
 )
 # SFT's rows as they come, before any balancing
 constant = majority_baseline(report["label_counts_before"], before)

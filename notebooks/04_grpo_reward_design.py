@@ -50,6 +50,7 @@ from recipe_utils.pipeline import (
     balance_experiment,
     dataset_stage,
     resolve_source,
+    sweep_folder,
     sweep_stage,
     train_stage,
 )
@@ -248,7 +249,7 @@ pd.DataFrame(sweep["steps"]).set_index("step")
 
 # %%
 before_after = [
-    read_predictions(run / "grpo" / "sweep" / f"step_{step}" / "predictions.jsonl")
+    read_predictions(sweep_folder(run, "grpo", step) / "predictions.jsonl")
     for step in (0, selected_step)
 ]
 pairs = paired_by_id(*before_after)
@@ -263,9 +264,7 @@ Gallery(
 )
 
 # %%
-selected = json.loads(
-    (run / "grpo" / "sweep" / f"step_{selected_step}" / "metrics.json").read_text()
-)
+selected = json.loads((sweep_folder(run, "grpo", selected_step) / "metrics.json").read_text())
 reward_first, reward_last = first_last_means(log, "reward_mean")
 metrics = {
     "reward_first": reward_first,

@@ -565,6 +565,10 @@ def _draw_logged(ax: Axes, log: Sequence[Mapping[str, Any]], key: str, ylabel: s
     ax.set_ylabel(ylabel)
 
 
+# below a panel of reward_curves, whose curves fill it
+LEGEND_BELOW = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncol": 2}
+
+
 def _draw_reward(ax: Axes, log: Sequence[Mapping[str, Any]]) -> None:
     """Mean reward with a +-std band (spread within each prompt's group), and its two parts."""
     for index, key in enumerate(("reward_mean", "accuracy_reward", "format_reward")):
@@ -582,8 +586,8 @@ def _draw_reward(ax: Axes, log: Sequence[Mapping[str, Any]]) -> None:
         stds = np.array([e["reward_std"] for e in with_std], dtype=float)
         band = {"color": run_color(0), "alpha": 0.2, "label": "reward_mean +- reward_std"}
         ax.fill_between(steps, means - stds, means + stds, **band)
-    if ax.lines:  # below the panel: the curves fill it
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    if ax.lines:
+        ax.legend(fontsize=8, **LEGEND_BELOW)
     else:
         ax.text(0.5, 0.5, "rewards not logged", ha="center", va="center", transform=ax.transAxes)
     ax.set_title("Reward")
@@ -625,8 +629,7 @@ def _draw_shares(ax: Axes, log: Sequence[Mapping[str, Any]]) -> None:
         right.plot(clipped_steps, percent, color=run_color(1), label="clipped_share (right, %)")
         right.set_ylim(0, max(max(percent) * 1.15, 0.1))
         right.set_ylabel("clipped tokens (%)")
-        below = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncol": 2}
-        ax.legend(handles=ax.lines + right.lines, fontsize=8, **below)
+        ax.legend(handles=ax.lines + right.lines, fontsize=8, **LEGEND_BELOW)
     elif ax.lines:
         ax.legend(fontsize=8)
     else:

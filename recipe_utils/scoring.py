@@ -542,12 +542,11 @@ def adopt_answers(
     record, answers = earlier / OUTPUT_RECORD, earlier / "predictions.jsonl"
     if _holds_answers(out_dir / "predictions.jsonl") or not record.exists():
         return False
-    recorded = json.loads(record.read_text())
+    if not _holds_answers(answers):
+        return False
     prompt = load_prompt(prompt_path)
     inputs = _inputs(out_dir, model, source, split, prompt, video_settings, sampling)
-    if not _holds_answers(answers) or not all(
-        _same_input(key, recorded.get(key), now, sampling) for key, now in inputs.items()
-    ):
+    if _differing(json.loads(record.read_text()), inputs, sampling):
         return False
     ensure_writable(out_dir)
     shutil.copyfile(answers, out_dir / "predictions.jsonl")
@@ -575,8 +574,13 @@ def _same_input(key: str, recorded, now, sampling: Sampling) -> bool:
     return recorded == json.loads(json.dumps(now))  # as read back: 4 and 4.0 alike
 
 
+def _differing(recorded: dict, inputs: dict, sampling: Sampling) -> list[str]:
+    """The inputs a folder's record answers something else to than `inputs`."""
+    return [k for k, now in inputs.items() if not _same_input(k, recorded.get(k), now, sampling)]
+
+
 def _refuse_other_inputs(out_dir: Path, recorded: dict, inputs: dict, sampling: Sampling) -> None:
-    differs = [k for k, now in inputs.items() if not _same_input(k, recorded.get(k), now, sampling)]
+    differs = _differing(recorded, inputs, sampling)
     if differs:
         before = [_recorded(key, recorded.get(key)) for key in differs if key in (*PLACES, "split")]
         raise ValueError(
